@@ -1,0 +1,41 @@
+"""``samembed export --format h5``: the same arrays and attributes in one HDF5 file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import CacheError
+from .reader import CacheGroup
+
+
+def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) -> Path:
+    """Write every array of ``group`` to the HDF5 file ``out`` (gzip-compressed, the same
+    names and shapes), attributes as JSON strings. Refuses an incomplete group. Written to a
+    temporary file first, so ``out`` is never half-written."""
+    if not group.complete:
+        done, total = group.shards_done
+        raise CacheError(
+            f"{group.store}/{group.name} is incomplete ({done}/{total} shards); run the same "
+            "`samembed extract` again to finish it, then export"
+        )
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        for key, value in group.attrs.items():
+            f.attrs[key] = json.dumps(value)
+        f.attrs["group"] = group.name
+        for name, array in group.arrays.items():
+            if array.dtype.kind in "OTU" or name == "image_ids":
+                f.create_dataset(name, data=np.asarray(array[:], dtype=object), dtype=h5py.string_dtype())
+                continue
+            ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=True, compression="gzip")
+            for start in range(0, array.shape[0], images_per_block):
+                ds[start:start + images_per_block] = array[start:start + images_per_block]
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,94 @@
+"""The cache's arrays: names, shapes, dtypes, chunks and shards (docs/cache-format.md).
+
+Shards split the image axis into blocks of ``shard_images`` images. A shard is the unit of
+writing and of completion: every per-image array has the same shard boundaries, one writer writes
+a whole shard of every array and only then sets ``done[shard]``. Chunks are the unit of reading
+(at least about 1 MiB for the grid maps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+STORAGE_DTYPE = "float16"  # zarr has no bfloat16; float16 halves float32 and keeps 3 digits
+COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
+TARGET_CHUNK_BYTES = 1 << 20
+TARGET_SHARD_BYTES = 64 << 20
+MAX_SHARD_IMAGES = 1024
+
+
+@dataclass(frozen=True)
+class ArraySpec:
+    shape: tuple[int, ...]
+    dtype: str
+    chunks: tuple[int, ...]
+    shards: tuple[int, ...] | None
+    dims: tuple[str, ...]
+    per_shard: bool  # written shard by shard during extraction (else at creation)
+
+
+def default_shard_images(map_channels: int, grid: int) -> int:
+    """Images per shard: about 64 MiB of grid maps, at most 1024 images."""
+    per_image = map_channels * grid * grid * 2
+    chunk = grid_chunk_images(map_channels, grid)
+    return max(chunk, min(MAX_SHARD_IMAGES, TARGET_SHARD_BYTES // per_image) // chunk * chunk)
+
+
+def grid_chunk_images(map_channels: int, grid: int) -> int:
+    """Images per chunk of the grid array: about 1 MiB, at least one image."""
+    return max(1, TARGET_CHUNK_BYTES // (map_channels * grid * grid * 2))
+
+
+def plan_arrays(
+    num_images: int, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
+) -> dict[str, ArraySpec]:
+    """Every array of one cache group."""
+    n, s = num_images, shard_images
+    chunk = min(grid_chunk_images(map_channels, grid), s)
+    while s % chunk:  # shards must hold whole chunks
+        chunk -= 1
+    whole = max(1, min(n, 1 << 16))
+    specs = {
+        "labels": ArraySpec((n,), "int32", (whole,), None, ("image",), False),
+        "image_ids": ArraySpec((n,), "str", (whole,), None, ("image",), False),
+        "ok": ArraySpec((n,), "bool", (s,), None, ("image",), True),
+        "orig_hw": ArraySpec((n, 2), "int32", (s, 2), None, ("image", "hw"), True),
+        "valid_hw": ArraySpec((n, 2), "int32", (s, 2), None, ("image", "hw"), True),
+    }
+    for name, dim in pooled_dims.items():
+        specs[name] = ArraySpec((n, dim), STORAGE_DTYPE, (s, dim), None, ("image", "channel"), True)
+    g = (n, map_channels, grid, grid)
+    specs["grid"] = ArraySpec(g, STORAGE_DTYPE, (chunk, map_channels, grid, grid), (s, map_channels, grid, grid),
+                              ("image", "channel", "y", "x"), True)
+    return specs
+
+
+def num_shards(num_images: int, shard_images: int) -> int:
+    return -(-num_images // shard_images)
+
+
+def create_arrays(group: zarr.Group, specs: dict[str, ArraySpec], n_shards: int) -> None:
+    for name, spec in specs.items():
+        group.create_array(
+            name, shape=spec.shape, dtype=str if spec.dtype == "str" else spec.dtype, chunks=spec.chunks,
+            shards=spec.shards, dimension_names=spec.dims,
+            compressors=None if spec.dtype == "str" else COMPRESSOR,
+            fill_value="" if spec.dtype == "str" else 0,
+        )
+    # One chunk per flag: marking a shard done rewrites no other shard's flag.
+    group.create_array("done", shape=(n_shards,), dtype="bool", chunks=(1,), fill_value=False,
+                       dimension_names=("shard",))
+
+
+def shard_slice(shard: int, shard_images: int, num_images: int) -> slice:
+    return slice(shard * shard_images, min(num_images, (shard + 1) * shard_images))
+
+
+def empty_shard_buffers(specs: dict[str, ArraySpec], rows: int) -> dict[str, np.ndarray]:
+    return {
+        name: np.zeros((rows,) + spec.shape[1:], dtype=spec.dtype)
+        for name, spec in specs.items() if spec.per_shard
+    }

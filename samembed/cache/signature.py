@@ -1,0 +1,51 @@
+"""The cache signature: everything that determines the stored numbers. It is written when a cache
+group is created and compared on every open for writing; any difference is refused, naming the
+first differing key, so embeddings made with other settings are never mixed in."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+
+from .. import __version__
+from ..datasets.base import DatasetIndex
+from ..encoders.base import EncoderSpec
+from .layout import STORAGE_DTYPE
+
+SIGNATURE_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    try:
+        sam_version = version("segment-anything")
+    except PackageNotFoundError:
+        sam_version = "unknown"
+    return {"samembed": __version__, "torch": torch.__version__.split("+")[0], "segment_anything": sam_version}
+
+
+def make_signature(spec: EncoderSpec, index: DatasetIndex, grid: int, compute_dtype: str) -> dict:
+    return {
+        "signature_version": SIGNATURE_VERSION,
+        "encoder": spec.signature(),
+        "grid": grid,
+        "dtype": STORAGE_DTYPE,
+        "compute_dtype": compute_dtype,
+        "dataset": index.name,
+        "dataset_fingerprint": index.fingerprint(),
+        "num_images": len(index),
+        "versions": package_versions(),
+    }
+
+
+def first_difference(stored, wanted, path: str = "") -> tuple[str, object, object] | None:
+    """(dotted key, stored value, wanted value) of the first difference, or ``None``."""
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        for key in sorted(set(stored) | set(wanted)):
+            diff = first_difference(stored.get(key), wanted.get(key), f"{path}.{key}" if path else key)
+            if diff:
+                return diff
+        return None
+    if isinstance(stored, (list, tuple)) and isinstance(wanted, (list, tuple)):
+        stored, wanted = list(stored), list(wanted)
+    return None if stored == wanted else (path, stored, wanted)

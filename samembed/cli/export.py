@@ -1,0 +1,33 @@
+"""``samembed export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..cache import export_h5, open_cache
+from ..errors import UsageError
+from ..paths import DEFAULT_CACHE_DIR
+from .app import app, friendly_errors
+
+
+@app.command("export")
+@friendly_errors
+def export_command(
+    dataset: str = typer.Argument(..., help="Dataset whose cache to export."),
+    format: str = typer.Option("h5", "--format", help="Output format; h5 (HDF5) for now."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default <cache-dir>/<dataset>-<group>.h5)."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+):
+    """Write a cache group's arrays and attributes to another format.
+
+    Example: samembed export eurosat --format h5 --out eurosat.h5
+    """
+    if format != "h5":
+        raise UsageError(f"unknown export format '{format}'; the supported format is h5")
+    group = open_cache(cache_dir, dataset, encoder)
+    path = export_h5(group, out or cache_dir / f"{dataset}-{group.name}.h5")
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,51 @@
+"""``samembed extract``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..extraction import extract as run_extraction
+from ..paths import DEFAULT_CACHE_DIR
+from .app import app, friendly_errors
+
+
+@app.command("extract")
+@friendly_errors
+def extract_command(
+    dataset: str = typer.Argument(..., help="Dataset name: eurosat or folder."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
+    download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
+    encoder: str = typer.Option("sam", "--encoder", help="Encoder from the registry."),
+    model: Optional[str] = typer.Option(None, "--model", help="Official SAM model vit_b, vit_l or vit_h (downloaded once; default vit_b)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A SAM-format checkpoint file (architecture inferred)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help="Encoder input side in pixels (default: the checkpoint's, 1024)."),
+    grid: Optional[int] = typer.Option(None, "--grid", help="Side of the pooled feature map to store (default 16; 64 keeps SAM's full map at 1024)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch (default 16 on CUDA, 4 on the CPU)."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default min(8, CPUs) on CUDA, 1 on the CPU)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Run the frozen encoder once over every image and store the embeddings in the cache.
+
+    Interrupted runs resume where they stopped when run again.
+
+    Example: samembed extract eurosat --download --model vit_b --grid 16
+    """
+    result = run_extraction(
+        dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
+        img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
+        skip_bad=skip_bad, progress=not quiet,
+    )
+    where = f"{result.store}/{result.group}"
+    if result.encoded == 0 and result.skipped == 0:
+        typer.echo(f"{where}: already complete ({result.num_images} images)")
+        return
+    line = f"{where}: encoded {result.encoded} images in {result.seconds:.1f} s ({result.images_per_second:.1f} img/s)"
+    if result.skipped:
+        line += f", skipped {result.skipped} bad images (listed in the group's 'skipped' attribute)"
+    typer.echo(line)

@@ -1,0 +1,41 @@
+"""``samembed info``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..cache import list_groups
+from ..paths import DEFAULT_CACHE_DIR
+from .app import app, friendly_errors
+
+
+def describe_cache(cache_dir: Path) -> str:
+    """A readable summary of every cache group under ``cache_dir``."""
+    groups = list_groups(cache_dir)
+    if not groups:
+        return f"no samembed cache in {cache_dir}; create one with `samembed extract DATASET`"
+    lines = []
+    for g in groups:
+        done, total = g.shards_done
+        sig = g.signature
+        state = "complete" if done == total else f"incomplete: {done}/{total} shards, run extract again to resume"
+        mib = g.nbytes_stored() / 2**20
+        lines.append(f"{g.store.name}/{g.name}  [{state}]")
+        lines.append(f"  dataset {sig['dataset']}: {g.num_images} images, {len(g.class_names)} classes, "
+                     f"{len(g.attrs.get('skipped', []))} skipped")
+        lines.append(f"  encoder {sig['encoder']['encoder']} {sig['encoder'].get('variant', '')} "
+                     f"sha256 {sig['encoder'].get('checkpoint_sha256', '')[:12]}  input {sig['encoder']['img_size']}  "
+                     f"grid {sig['grid']}  compute {sig['compute_dtype']}")
+        arrays = ", ".join(f"{n} {tuple(a.shape)} {a.dtype}" for n, a in sorted(g.arrays.items()))
+        lines.append(f"  arrays: {arrays}")
+        lines.append(f"  on disk: {mib:.1f} MiB ({mib * 2**20 / max(1, g.num_images) / 1024:.1f} KiB per image)")
+    return "\n".join(lines)
+
+
+@app.command("info")
+@friendly_errors
+def info_command(cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder.")):
+    """List what a cache holds: datasets, encoders, sizes, completeness."""
+    typer.echo(describe_cache(cache_dir))

@@ -1,0 +1,46 @@
+"""``samembed synthetic`` and ``samembed tiny-checkpoint``: offline stand-ins for real data and
+real weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from ..datasets import make_synthetic_dataset
+from ..encoders import write_tiny_checkpoint
+from .app import app, friendly_errors
+
+
+@app.command("synthetic")
+@friendly_errors
+def synthetic_command(
+    out_dir: Path = typer.Argument(..., help="Folder to write (pass it to extract as --data-dir)."),
+    layout: str = typer.Option("2750", "--layout", help="2750 or EuroSAT_RGB (EuroSAT's layouts), or folder."),
+    images_per_class: int = typer.Option(8, "--images-per-class", help="Images per class."),
+    size: int = typer.Option(64, "--size", help="Image side in pixels."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+):
+    """Write a small synthetic EuroSAT-like dataset (for trying samembed offline).
+
+    Example: samembed synthetic data/synthetic && samembed extract eurosat --data-dir data/synthetic ...
+    """
+    path = make_synthetic_dataset(out_dir, layout=layout, images_per_class=images_per_class, size=size, seed=seed)
+    typer.echo(f"wrote a synthetic dataset to {path} (its images are generated: results on it mean nothing)")
+
+
+@app.command("tiny-checkpoint")
+@friendly_errors
+def tiny_checkpoint_command(
+    out: Path = typer.Argument(..., help="Checkpoint file to write."),
+    embed_dim: int = typer.Option(32, "--embed-dim", help="Transformer width."),
+    depth: int = typer.Option(2, "--depth", help="Transformer blocks (the last attends globally)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+):
+    """Write a tiny SAM-format checkpoint with random weights (for trying samembed offline).
+
+    Example: samembed tiny-checkpoint tiny_sam.pth && samembed extract ... --checkpoint tiny_sam.pth
+    """
+    heads = max(1, embed_dim // 16)
+    write_tiny_checkpoint(out, embed_dim=embed_dim, depth=depth, num_heads=heads, global_attn_indexes=(depth - 1,), seed=seed)
+    typer.echo(f"wrote {out} (random weights: its embeddings mean nothing)")

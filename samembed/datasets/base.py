@@ -1,0 +1,62 @@
+"""What every dataset hands to extraction: an index of image files with labels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataNotFoundError
+from ..hashing import short_hash
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class DatasetIndex:
+    """An ordered list of images with integer labels.
+
+    ``image_ids`` are paths relative to ``root`` (POSIX separators); ``labels[i]`` indexes
+    ``class_names``. The order is deterministic (sorted), so index ``i`` means the same image
+    on every machine that holds the same files."""
+
+    name: str
+    root: Path
+    image_ids: list[str]
+    labels: np.ndarray  # (N,) int64
+    class_names: list[str]
+    info: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def path(self, i: int) -> Path:
+        return self.root / self.image_ids[i]
+
+    def fingerprint(self) -> str:
+        """Hash of every image id, label and file size: changes when files are added, removed,
+        relabelled or replaced by others of another size. Independent of where ``root`` is."""
+        sizes = [self.path(i).stat().st_size for i in range(len(self))]
+        return short_hash([self.class_names, self.image_ids, self.labels.tolist(), sizes])
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def index_class_folders(root: Path, name: str, hint: str) -> DatasetIndex:
+    """Index ``root/<class>/<image>`` with classes in alphabetical order (label = position)."""
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_names, ids, labels = [], [], []
+    for class_dir in class_dirs:
+        files = sorted(p for p in class_dir.rglob("*") if is_image(p))
+        if not files:
+            continue
+        label = len(class_names)
+        class_names.append(class_dir.name)
+        ids += [p.relative_to(root).as_posix() for p in files]
+        labels += [label] * len(files)
+    if not ids:
+        raise DataNotFoundError(f"no images found in class folders under {root}; {hint}")
+    return DatasetIndex(name, root, ids, np.asarray(labels, dtype=np.int64), class_names)

@@ -1,0 +1,109 @@
+"""``eurosat``: the RGB EuroSAT (Helber et al.), 27,000 64 x 64 JPEGs in 10 classes.
+
+Accepts an existing extraction in either published layout (``2750/<Class>/`` from the archive
+torchvision uses, ``EuroSAT_RGB/<Class>/`` from Zenodo); with ``download`` fetches the archive,
+verifies its md5 and extracts it. The ladder follows torchgeo: extracted? archive? may download?
+else one line that says what to do."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..download import download_file, verify
+from ..errors import DataNotFoundError, DownloadError
+from ..paths import DEFAULT_DATA_ROOT
+from .base import DatasetIndex, index_class_folders
+from .registry import register_dataset
+
+CLASSES = [
+    "AnnualCrop", "Forest", "HerbaceousVegetation", "Highway", "Industrial",
+    "Pasture", "PermanentCrop", "Residential", "River", "SeaLake",
+]
+NUM_IMAGES = 27_000
+
+
+@dataclass(frozen=True)
+class Archive:
+    url: str
+    filename: str
+    md5: str
+    layout: str  # top folder inside the archive
+
+
+# Official home first (Zenodo record 7711810), then the copy torchvision pins.
+ARCHIVES = [
+    Archive("https://zenodo.org/records/7711810/files/EuroSAT_RGB.zip?download=1",
+            "EuroSAT_RGB.zip", "f46e308c4d50d4bf32fedad2d3d62f3b", "EuroSAT_RGB"),
+    Archive("https://huggingface.co/datasets/torchgeo/eurosat/resolve/"
+            "c877bcd43f099cd0196738f714544e355477f3fd/EuroSAT.zip",
+            "EuroSAT.zip", "c8fa014336c82ac7804f0398fcb19387", "2750"),
+]
+LAYOUTS = [a.layout for a in ARCHIVES]
+
+
+def find_extraction(data_dir: Path) -> Path | None:
+    """The folder holding the class folders, in any known layout, or ``None``."""
+    for candidate in [data_dir / layout for layout in LAYOUTS] + [data_dir]:
+        if candidate.is_dir() and all((candidate / c).is_dir() for c in CLASSES):
+            return candidate
+    return None
+
+
+def _extract(archive: Path, data_dir: Path, layout: str) -> Path:
+    """Extract into a scratch folder and move the result in place, so an interrupted
+    extraction never looks like a complete one."""
+    from torchvision.datasets.utils import extract_archive
+
+    scratch = data_dir / f".extracting-{layout}"
+    shutil.rmtree(scratch, ignore_errors=True)
+    extract_archive(str(archive), str(scratch))
+    inner = scratch / layout
+    if not inner.is_dir():
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise DataNotFoundError(f"{archive} does not contain {layout}/; delete it and run again with --download")
+    inner.rename(data_dir / layout)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return data_dir / layout
+
+
+def _missing(data_dir: Path) -> DataNotFoundError:
+    return DataNotFoundError(
+        f"EuroSAT not found in {data_dir} (looked for {' or '.join(l + '/<Class>/' for l in LAYOUTS)}); "
+        "pass --data-dir DIR pointing at an extraction, or add --download to fetch it (about 90 MB)"
+    )
+
+
+@register_dataset("eurosat")
+def load_eurosat(data_dir: Path | None, download: bool = False) -> DatasetIndex:
+    data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "eurosat"
+    root = find_extraction(data_dir)
+    if root is None:
+        root = _from_archive(data_dir, download)
+    index = index_class_folders(root, "eurosat", "pass --data-dir DIR pointing at a EuroSAT extraction")
+    if index.class_names != CLASSES:
+        raise DataNotFoundError(
+            f"{root} holds class folders {index.class_names}, not EuroSAT's {CLASSES}; "
+            "use --data-dir to point at EuroSAT, or the 'folder' dataset for other data"
+        )
+    index.info["complete"] = len(index) == NUM_IMAGES
+    return index
+
+
+def _from_archive(data_dir: Path, download: bool) -> Path:
+    for archive in ARCHIVES:  # an archive already on disk (downloaded by hand)?
+        path = data_dir / archive.filename
+        if path.is_file() and verify(path, md5=archive.md5):
+            return _extract(path, data_dir, archive.layout)
+    if not download:
+        raise _missing(data_dir)
+    errors = []
+    for archive in ARCHIVES:
+        try:
+            path = download_file(archive.url, data_dir / archive.filename, md5=archive.md5)
+        except DownloadError as err:
+            errors.append(str(err))
+            continue
+        return _extract(path, data_dir, archive.layout)
+    raise DownloadError(f"every EuroSAT mirror failed: {errors[-1]}")

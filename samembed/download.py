@@ -1,0 +1,94 @@
+"""Resumable, verified downloads.
+
+torchvision's ``download_url`` restarts from zero after an interruption and knows only md5; the
+SAM checkpoints are up to 2.5 GB and published with sha256. So the transfer is ours (HTTP Range
+resume into ``<file>.part``, a tqdm bar, an atomic rename only after the checksum matched) and
+md5 verification and archive extraction are torchvision's."""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .errors import DownloadError
+from .hashing import sha256sum
+
+USER_AGENT = "samembed"
+_BLOCK = 1 << 20
+
+
+def _fetch(url: str, part: Path, timeout: float) -> None:
+    """Append the rest of ``url`` to ``part``, resuming from its current size."""
+    have = part.stat().st_size if part.exists() else 0
+    headers = {"User-Agent": USER_AGENT}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # nothing left to fetch: the .part is already whole
+            return
+        raise
+    with response:
+        if have and response.status != 206:  # server ignored Range: start again
+            have = 0
+        total = response.headers.get("Content-Length")
+        total = int(total) + have if total is not None else None
+        mode = "ab" if have else "wb"
+        with open(part, mode) as f, tqdm(
+            total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
+            desc=part.name.removesuffix(".part"), leave=False,
+        ) as bar:
+            while block := response.read(_BLOCK):
+                f.write(block)
+                bar.update(len(block))
+
+
+def verify(path: Path, md5: str | None = None, sha256: str | None = None) -> bool:
+    """True when ``path`` matches every checksum given."""
+    from torchvision.datasets.utils import check_integrity
+
+    if md5 and not check_integrity(str(path), md5):
+        return False
+    if sha256 and sha256sum(path, memo=False) != sha256:
+        return False
+    return True
+
+
+def download_file(
+    url: str, dest: str | os.PathLike, *, md5: str | None = None, sha256: str | None = None,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest`` unless a verified copy is already there.
+
+    An interrupted transfer leaves ``dest.part`` and is resumed by the next call. ``dest``
+    appears only once the whole file matched its checksum; a mismatch deletes the partial file
+    and raises :class:`DownloadError`."""
+    dest = Path(dest)
+    if dest.exists():
+        if verify(dest, md5, sha256):
+            return dest
+        dest.unlink()  # a stale or damaged copy: fetch again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    try:
+        _fetch(url, part, timeout)
+    except (urllib.error.URLError, OSError, TimeoutError) as err:
+        reason = getattr(err, "reason", err)
+        raise DownloadError(
+            f"could not download {url} ({reason}); check the network and run again to resume, "
+            f"or fetch the file by hand and save it as {dest}"
+        ) from err
+    if not verify(part, md5, sha256):
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"the download of {url} does not match its checksum; the partial file was removed, "
+            "run again to download it afresh"
+        )
+    os.replace(part, dest)
+    return dest

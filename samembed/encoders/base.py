@@ -1,0 +1,77 @@
+"""The encoder contract and registry.
+
+An encoder is registered with ``@register_encoder("name")`` on a factory
+``(model: str | None, checkpoint: Path | None, img_size: int | None) -> EncoderSpec``.
+The spec is cheap (no weights loaded): extraction asks it for the cache signature first and
+builds the network only when there is work to do."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import UsageError
+
+# Runs in loader worker processes, so it must be picklable: (H, W, 3) uint8 image ->
+# ((3, S, S) uint8 image placed top-left on a zero canvas, (h, w) of the valid region).
+Preprocessor = Callable[[np.ndarray], tuple[torch.Tensor, tuple[int, int]]]
+
+
+class EncoderSpec(ABC):
+    """What extraction needs to know about an encoder, and how to build it."""
+
+    name: str  # registry name, e.g. "sam"
+    img_size: int  # side of the square network input, pixels
+    pooled_dims: dict[str, int]  # pooled vector name -> width, e.g. {"neck": 256, "trunk": 768}
+    map_channels: int  # channels C of the feature map
+    map_size: int  # side T of the (C, T, T) feature map, tokens
+
+    @property
+    @abstractmethod
+    def key(self) -> str:
+        """Short identifier of the weights, used in the cache group name (e.g. ``sam-vit_b``)."""
+
+    @abstractmethod
+    def signature(self) -> dict:
+        """JSON-serialisable facts that determine the embeddings (weights hash, input size,
+        preprocessing, architecture)."""
+
+    @abstractmethod
+    def preprocessor(self) -> Preprocessor:
+        """The per-image CPU transform, run in loader workers."""
+
+    @abstractmethod
+    def build(self, device: torch.device) -> nn.Module:
+        """The frozen network, in eval mode on ``device``. Its forward takes
+        ``images`` (B, 3, S, S) uint8 and ``valid_hw`` (B, 2) int64 and returns
+        ``(pooled, feature_map)``: a dict name -> (B, D) float tensors and a (B, C, T, T) map."""
+
+
+EncoderFactory = Callable[[str | None, Path | None, int | None], EncoderSpec]
+_ENCODERS: dict[str, EncoderFactory] = {}
+
+
+def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
+    def decorate(factory: EncoderFactory) -> EncoderFactory:
+        _ENCODERS[name] = factory
+        return factory
+
+    return decorate
+
+
+def available_encoders() -> list[str]:
+    return sorted(_ENCODERS)
+
+
+def create_encoder(
+    name: str = "sam", model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
+) -> EncoderSpec:
+    """Resolve encoder ``name`` (see :func:`available_encoders`) without loading its weights."""
+    if name not in _ENCODERS:
+        raise UsageError(f"unknown encoder '{name}'; choose one of: {', '.join(available_encoders())}")
+    return _ENCODERS[name](model, Path(checkpoint).expanduser() if checkpoint is not None else None, img_size)

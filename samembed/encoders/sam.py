@@ -1,0 +1,168 @@
+"""``sam``: the frozen Segment Anything image encoder, from any SAM-format checkpoint, at any
+input size that is a multiple of the patch size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from segment_anything.modeling import ImageEncoderViT
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch import nn
+
+from ..errors import UsageError
+from ..hashing import sha256sum
+from .base import EncoderSpec, register_encoder
+from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)  # on the 0-255 scale, as segment_anything's Sam
+PIXEL_STD = (58.395, 57.12, 57.375)
+PREPROCESSING = (
+    "segment_anything ResizeLongestSide (PIL bilinear) to img_size; normalise mean "
+    f"{PIXEL_MEAN} std {PIXEL_STD} on 0-255; zero-pad bottom and right after normalising"
+)
+
+
+@dataclass(frozen=True)
+class SamPreprocess:
+    """SAM's own CPU preprocessing up to the normalisation: resize the longest side to
+    ``img_size`` with segment_anything's ``ResizeLongestSide`` and place the uint8 result on a
+    zero (3, S, S) canvas. Normalising and padding happen on the device (4 x less to copy)."""
+
+    img_size: int
+
+    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
+        resized = ResizeLongestSide(self.img_size).apply_image(rgb)  # (h, w, 3) uint8
+        h, w = resized.shape[:2]
+        canvas = torch.zeros(3, self.img_size, self.img_size, dtype=torch.uint8)
+        canvas[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)
+        return canvas, (h, w)
+
+
+def valid_mask(valid_hw: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
+    """(B, 1, size, size) float mask of the valid region; ``valid_hw`` (B, 2) is in pixels,
+    ``scale`` pixels per mask cell (partly covered cells count as valid)."""
+    hw = torch.div(valid_hw + scale - 1, scale, rounding_mode="floor")
+    ar = torch.arange(size, device=valid_hw.device)
+    rows = ar[None, :] < hw[:, :1]  # (B, size)
+    cols = ar[None, :] < hw[:, 1:]
+    return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1).float()
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, C, H, W) ``x`` over the cells where (B, 1, H, W) ``mask`` is 1 -> (B, C)."""
+    return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1)
+
+
+class SamImageEncoder(nn.Module):
+    """segment_anything's ``ImageEncoderViT`` with SAM's normalisation and padding in front, and
+    the pooled vectors we cache behind it."""
+
+    def __init__(self, vit: ImageEncoderViT):
+        super().__init__()
+        self.vit = vit
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``images`` (B, 3, S, S) uint8 from :class:`SamPreprocess`, ``valid_hw`` (B, 2).
+
+        Returns ``{"neck": (B, 256), "trunk": (B, embed_dim)}`` (float32, averaged over the
+        tokens that cover the image, not the padding) and the neck map (B, 256, S/16, S/16)."""
+        size = images.shape[-1]
+        x = (images.float() - self.pixel_mean) / self.pixel_std
+        x = x * valid_mask(valid_hw, size)  # SAM pads with zeros after normalising
+        t = self.vit.patch_embed(x)  # (B, T, T, C)
+        if self.vit.pos_embed is not None:
+            t = t + self.vit.pos_embed
+        for block in self.vit.blocks:
+            t = block(t)
+        trunk = t.permute(0, 3, 1, 2)  # (B, C, T, T)
+        neck = self.vit.neck(trunk)  # (B, 256, T, T)
+        tokens = valid_mask(valid_hw, trunk.shape[-1], scale=size // trunk.shape[-1])
+        pooled = {"neck": masked_mean(neck.float(), tokens), "trunk": masked_mean(trunk.float(), tokens)}
+        return pooled, neck
+
+
+def resize_for_input(sd: dict[str, torch.Tensor], arch: SamArch, img_size: int) -> dict[str, torch.Tensor]:
+    """Adapt native-size tensors to ``img_size``: ``pos_embed`` resampled bicubically (as timm's
+    ``resample_abs_pos_embed``), global blocks' relative tables linearly (exactly what
+    segment_anything's ``get_rel_pos`` would do at run time)."""
+    tokens = img_size // arch.patch_size
+    if img_size == arch.native_img_size:
+        return sd
+    sd = dict(sd)
+    if "pos_embed" in sd:
+        pos = sd["pos_embed"].float().permute(0, 3, 1, 2)  # (1, C, T, T)
+        pos = F.interpolate(pos, size=(tokens, tokens), mode="bicubic", antialias=True, align_corners=False)
+        sd["pos_embed"] = pos.permute(0, 2, 3, 1).contiguous()
+    for i in arch.global_attn_indexes:
+        for axis in ("h", "w"):
+            key = f"blocks.{i}.attn.rel_pos_{axis}"
+            if key in sd:
+                rel = sd[key].float().t().unsqueeze(0)  # (1, head_dim, L)
+                sd[key] = F.interpolate(rel, size=2 * tokens - 1, mode="linear").squeeze(0).t().contiguous()
+    return sd
+
+
+class SamEncoderSpec(EncoderSpec):
+    name = "sam"
+
+    def __init__(self, checkpoint: Path, img_size: int | None, requested_model: str | None = None):
+        self.checkpoint = checkpoint
+        self.arch = infer_arch(load_encoder_state_dict(checkpoint, mmap=True), source=str(checkpoint))
+        if requested_model and self.arch.variant not in (requested_model, "custom"):
+            raise UsageError(
+                f"--model {requested_model} was given but {checkpoint} holds a {self.arch.variant}; drop --model or fix it"
+            )
+        self.img_size = img_size or self.arch.native_img_size
+        if self.img_size % self.arch.patch_size or self.img_size < self.arch.patch_size:
+            raise UsageError(f"--img-size must be a positive multiple of the patch size {self.arch.patch_size}, not {self.img_size}")
+        self.sha256 = sha256sum(checkpoint)
+        self.pooled_dims = {"neck": self.arch.out_chans, "trunk": self.arch.embed_dim}
+        self.map_channels = self.arch.out_chans
+        self.map_size = self.img_size // self.arch.patch_size
+
+    @property
+    def key(self) -> str:
+        official = OFFICIAL_SHA256.get(self.sha256)
+        return f"sam-{official}" if official else f"sam-{self.arch.variant}-{self.sha256[:8]}"
+
+    def signature(self) -> dict:
+        return {
+            "encoder": self.name, "variant": self.arch.variant, "checkpoint_sha256": self.sha256,
+            "img_size": self.img_size, "preprocessing": PREPROCESSING, "arch": self.arch.to_dict(),
+        }
+
+    def preprocessor(self) -> SamPreprocess:
+        return SamPreprocess(self.img_size)
+
+    def build_vit(self) -> ImageEncoderViT:
+        """segment_anything's ``ImageEncoderViT`` at ``img_size`` with the checkpoint's weights."""
+        a = self.arch
+        with torch.device("meta"):  # no memory is allocated until the weights are assigned
+            vit = ImageEncoderViT(
+                img_size=self.img_size, patch_size=a.patch_size, in_chans=a.in_chans, embed_dim=a.embed_dim,
+                depth=a.depth, num_heads=a.num_heads, mlp_ratio=a.mlp_ratio, out_chans=a.out_chans,
+                qkv_bias=a.qkv_bias, norm_layer=partial(nn.LayerNorm, eps=1e-6), act_layer=nn.GELU,
+                use_abs_pos=a.use_abs_pos, use_rel_pos=a.use_rel_pos, window_size=a.window_size,
+                global_attn_indexes=a.global_attn_indexes,
+            )
+        sd = resize_for_input(load_encoder_state_dict(self.checkpoint, mmap=False), a, self.img_size)
+        vit.load_state_dict(sd, strict=True, assign=True)
+        return vit
+
+    def build(self, device: torch.device) -> SamImageEncoder:
+        model = SamImageEncoder(self.build_vit()).to(device).eval()
+        model.requires_grad_(False)
+        return model
+
+
+@register_encoder("sam")
+def sam_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> SamEncoderSpec:
+    """SAM from ``checkpoint``, or the official ``model`` (vit_b, vit_l, vit_h; default vit_b)."""
+    return SamEncoderSpec(resolve_checkpoint(model, checkpoint), img_size, requested_model=model)

@@ -1,0 +1,153 @@
+"""``samembed extract``: run a frozen encoder once over every image of a dataset and store the
+embeddings in the cache (docs/architecture.md, docs/cache-format.md)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .cache.layout import default_shard_images, plan_arrays, shard_slice
+from .cache.signature import make_signature
+from .cache.store import group_name, open_group_for_writing, pending_shards, record_run, store_path, writer_lock
+from .cache.writer import ShardWriter
+from .datasets import DatasetIndex, load_dataset
+from .devices import compute_dtype, resolve_device
+from .encoders import create_encoder
+from .errors import CacheError, CorruptImageError, UsageError
+from .loader import image_loader
+from .paths import DEFAULT_CACHE_DIR
+
+
+@dataclass
+class ExtractResult:
+    store: Path
+    group: str
+    num_images: int  # in the dataset
+    encoded: int  # by this call (0 when the cache was already complete)
+    skipped: int  # bad images skipped by this call
+    seconds: float  # wall time of this call's encoding loop
+
+    @property
+    def images_per_second(self) -> float:
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+
+def extract(
+    dataset: str | DatasetIndex,
+    *,
+    data_dir: str | Path | None = None,
+    download: bool = False,
+    encoder: str = "sam",
+    model: str | None = None,
+    checkpoint: str | Path | None = None,
+    img_size: int | None = None,
+    grid: int | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    device: str = "auto",
+    cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    skip_bad: bool = False,
+    shard_images: int | None = None,
+    progress: bool = True,
+) -> ExtractResult:
+    """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
+
+    Resumable: shards already complete are skipped, so an interrupted run continues where it
+    stopped and a run over a complete cache returns without loading the model. ``grid`` defaults
+    to 16 (or the feature map side, if smaller). ``batch_size``
+    defaults to 16 on CUDA and 4 on the CPU, ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU.
+    A corrupt image stops the run (:class:`CorruptImageError`) unless ``skip_bad``, which stores
+    zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute."""
+    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
+    spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
+    grid = grid if grid is not None else min(16, spec.map_size)
+    if not 1 <= grid <= spec.map_size:
+        raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
+    dev = resolve_device(device)
+    dtype = compute_dtype(dev)
+    batch_size = batch_size or (16 if dev.type == "cuda" else 4)
+    workers = (min(8, os.cpu_count() or 1) if dev.type == "cuda" else 1) if workers is None else workers
+    if batch_size < 1 or workers < 0:
+        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+    shard_images = shard_images or default_shard_images(spec.map_channels, grid)
+    signature = make_signature(spec, index, grid, str(dtype).removeprefix("torch."))
+    name = group_name(spec.key, spec.img_size)
+
+    with writer_lock(cache_dir, index.name):
+        group = open_group_for_writing(
+            cache_dir, index.name, name, signature, class_names=index.class_names, image_ids=index.image_ids,
+            labels=index.labels, pooled_dims=spec.pooled_dims, map_channels=spec.map_channels, grid=grid,
+            shard_images=shard_images,
+        )
+        shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
+        todo = pending_shards(group)
+        result = ExtractResult(store_path(cache_dir, index.name), name, len(index), 0, 0, 0.0)
+        if not todo:
+            return result
+        indices = np.concatenate([np.arange(len(index))[shard_slice(s, shard_images, len(index))] for s in todo])
+        specs = plan_arrays(len(index), spec.pooled_dims, spec.map_channels, grid, shard_images)
+        model_ = spec.build(dev)
+        loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
+                              workers=workers, pin_memory=dev.type == "cuda")
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        writer = ShardWriter(group, specs, shard_images)
+        t0 = time.perf_counter()
+        try:
+            with tqdm(total=len(index), initial=len(index) - len(indices), unit="img", desc=f"extract {name}",
+                      disable=not progress, dynamic_ncols=True) as bar:
+                for batch in loader:
+                    rows, skipped = _encode_batch(model_, batch, dev, dtype, grid, skip_bad, index)
+                    writer.submit(batch[0].numpy(), rows, skipped)
+                    result.encoded += len(batch[0]) - len(skipped)
+                    result.skipped += len(skipped)
+                    bar.update(len(batch[0]))
+        finally:
+            writer.close()  # writes every complete shard, also after an error or Ctrl-C
+            result.seconds = time.perf_counter() - t0
+        record_run(group, {
+            "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
+            "skipped": result.skipped, "device": _device_name(dev), "batch_size": batch_size, "workers": workers,
+            "images_per_second": round(result.images_per_second, 3),
+        })
+    return result
+
+
+def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool, index: DatasetIndex):
+    """Run one batch through ``model``; returns the rows to store and the skipped images."""
+    ids, images, valid_hw, orig_hw, errors = batch
+    bad = [j for j, e in enumerate(errors) if e]
+    if bad and not skip_bad:
+        raise CorruptImageError(errors[bad[0]])
+    autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True))
+        grid_map = F.adaptive_avg_pool2d(feature_map.float(), grid)
+    rows = {name: _to_float16(v, name) for name, v in pooled.items()}
+    rows["grid"] = _to_float16(grid_map, "grid")
+    ok = np.ones(len(ids), dtype=bool)
+    ok[bad] = False
+    for name in [*pooled, "grid"]:
+        rows[name][bad] = 0
+    rows.update(ok=ok, valid_hw=valid_hw.numpy().astype(np.int32), orig_hw=orig_hw.numpy().astype(np.int32))
+    skipped = [{"index": int(ids[j]), "image_id": index.image_ids[int(ids[j])], "error": errors[j]} for j in bad]
+    return rows, skipped
+
+
+def _to_float16(x: torch.Tensor, name: str) -> np.ndarray:
+    out = x.float().cpu().numpy().astype(np.float16)
+    if not np.isfinite(out).all():
+        raise CacheError(f"the '{name}' embeddings overflow float16 (values beyond 65504); this encoder cannot be cached as float16")
+    return out
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
