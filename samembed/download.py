@@ -7,6 +7,7 @@ md5 verification and archive extraction are torchvision's."""
 
 from __future__ import annotations
 
+import http.client
 import os
 import urllib.error
 import urllib.request
@@ -40,13 +41,17 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
         total = response.headers.get("Content-Length")
         total = int(total) + have if total is not None else None
         mode = "ab" if have else "wb"
+        got = have
         with open(part, mode) as f, tqdm(
             total=total, initial=have, unit="B", unit_scale=True, unit_divisor=1024,
             desc=part.name.removesuffix(".part"), leave=False,
         ) as bar:
             while block := response.read(_BLOCK):
                 f.write(block)
+                got += len(block)
                 bar.update(len(block))
+    if total is not None and got < total:  # urllib reads a dropped connection as a clean end
+        raise ConnectionError(f"connection closed after {got} of {total} bytes")
 
 
 def verify(path: Path, md5: str | None = None, sha256: str | None = None) -> bool:
@@ -78,8 +83,8 @@ def download_file(
     part = dest.with_name(dest.name + ".part")
     try:
         _fetch(url, part, timeout)
-    except (urllib.error.URLError, OSError, TimeoutError) as err:
-        reason = getattr(err, "reason", err)
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as err:
+        reason = " ".join(str(getattr(err, "reason", err)).split())  # one line, even for a raw status line
         raise DownloadError(
             f"could not download {url} ({reason}); check the network and run again to resume, "
             f"or fetch the file by hand and save it as {dest}"

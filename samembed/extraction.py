@@ -74,7 +74,7 @@ def extract(
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
     dev = resolve_device(device)
     dtype = compute_dtype(dev)
-    batch_size = batch_size or (16 if dev.type == "cuda" else 4)
+    batch_size = (16 if dev.type == "cuda" else 4) if batch_size is None else batch_size
     workers = (min(8, os.cpu_count() or 1) if dev.type == "cuda" else 1) if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")

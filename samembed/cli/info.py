@@ -37,5 +37,8 @@ def describe_cache(cache_dir: Path) -> str:
 @app.command("info")
 @friendly_errors
 def info_command(cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder.")):
-    """List what a cache holds: datasets, encoders, sizes, completeness."""
+    """List what a cache holds: datasets, encoders, sizes, completeness.
+
+    Example: samembed info --cache-dir cache
+    """
     typer.echo(describe_cache(cache_dir))

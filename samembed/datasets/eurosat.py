@@ -63,8 +63,15 @@ def _extract(archive: Path, data_dir: Path, layout: str) -> Path:
     if not inner.is_dir():
         shutil.rmtree(scratch, ignore_errors=True)
         raise DataNotFoundError(f"{archive} does not contain {layout}/; delete it and run again with --download")
-    inner.rename(data_dir / layout)
-    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        inner.rename(data_dir / layout)
+    except OSError as err:  # an incomplete data_dir/<layout> from an earlier attempt is in the way
+        raise DataNotFoundError(
+            f"cannot extract {archive}: {data_dir / layout} already exists but is incomplete; "
+            "delete it and run again"
+        ) from err
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return data_dir / layout
 
 

@@ -1,0 +1,92 @@
+"""The command line: the README quickstart, one-line errors, and help for every command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import zarr
+from typer.testing import CliRunner
+
+from samembed.cli import app
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_quickstart_from_the_readme(tmp_path, monkeypatch):
+    """The README's offline quickstart, command for command."""
+    monkeypatch.chdir(tmp_path)
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("<!-- quickstart -->")[1].split("<!-- /quickstart -->")[0]
+    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("samembed ")]
+    assert len(commands) >= 4
+    for command in commands:
+        result = invoke(*command.split()[1:])
+        assert result.exit_code == 0, (command, result.output)
+    store = zarr.open_group("demo/cache/eurosat.zarr", mode="r")
+    (group_name, group), = store.groups()
+    assert {"neck", "trunk", "grid", "labels", "image_ids", "ok", "done"} <= set(dict(group.arrays()))
+    assert group["grid"].shape[0] == 80
+
+
+def test_extract_info_export(tmp_path, eurosat_dir, tiny_checkpoint):
+    common = ["--data-dir", eurosat_dir, "--checkpoint", tiny_checkpoint, "--img-size", 128, "--cache-dir", tmp_path,
+              "--workers", 0, "-q"]
+    result = invoke("extract", "eurosat", *common)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"encoded 30 images in [\d.]+ s \([\d.]+ img/s\)", result.output)
+    again = invoke("extract", "eurosat", *common)
+    assert again.exit_code == 0 and "already complete (30 images)" in again.output
+    info = invoke("info", "--cache-dir", tmp_path)
+    assert info.exit_code == 0 and "[complete]" in info.output and "30 images, 10 classes" in info.output
+    out = tmp_path / "e.h5"
+    exported = invoke("export", "eurosat", "--format", "h5", "--out", out, "--cache-dir", tmp_path)
+    assert exported.exit_code == 0 and out.is_file()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["extract", "eurosat", "--data-dir", "{tmp}/none"], "--download"),
+        (["extract", "nope"], "unknown dataset 'nope'"),
+        (["extract", "eurosat", "--checkpoint", "{tmp}/missing.pth"], "not found"),
+        (["extract", "folder"], "--data-dir"),
+        (["export", "eurosat", "--cache-dir", "{tmp}"], "samembed extract eurosat"),
+        (["export", "eurosat", "--format", "csv"], "unknown export format"),
+    ],
+)
+def test_user_mistakes_end_in_one_line(tmp_path, args, expected):
+    result = invoke(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0]
+    assert "Traceback" not in result.output
+
+
+def test_corrupt_checkpoint_from_the_cli(tmp_path, eurosat_dir):
+    bad = tmp_path / "bad.pth"
+    bad.write_text("hello")
+    result = invoke("extract", "eurosat", "--data-dir", eurosat_dir, "--checkpoint", bad, "--cache-dir", tmp_path)
+    assert result.exit_code == 1 and "not a readable PyTorch checkpoint" in result.output
+    assert not (tmp_path / "eurosat.zarr").exists()
+
+
+def test_info_on_an_empty_folder(tmp_path):
+    result = invoke("info", "--cache-dir", tmp_path)
+    assert result.exit_code == 0 and "no samembed cache" in result.output
+
+
+def test_every_command_has_help_with_an_example_and_is_documented():
+    docs = (ROOT / "README.md").read_text() + (ROOT / "docs" / "cli.md").read_text()
+    names = [c.name for c in app.registered_commands]
+    assert {"extract", "info", "export", "synthetic", "tiny-checkpoint"} <= set(names)
+    for name in names:
+        result = invoke(name, "--help")
+        assert result.exit_code == 0 and "Example:" in result.output, name
+        assert f"samembed {name}" in docs, f"{name} is not documented"

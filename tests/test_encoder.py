@@ -1,0 +1,106 @@
+"""The SAM encoder: parity with segment_anything's own preprocessing and encoder, other input
+sizes, and the pooled vectors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from samembed.encoders import build_sam, create_encoder
+from samembed.encoders.sam import SamPreprocess, resize_for_input
+
+
+def _images():
+    rng = np.random.default_rng(0)
+    return [
+        rng.integers(0, 256, (64, 64, 3), dtype=np.uint8),  # a EuroSAT tile
+        rng.integers(0, 256, (48, 80, 3), dtype=np.uint8),  # wide: padded at the bottom
+        rng.integers(0, 256, (90, 30, 3), dtype=np.uint8),  # tall: padded on the right
+    ]
+
+
+def _ours(spec, rgbs):
+    model = spec.build(torch.device("cpu"))
+    prep = spec.preprocessor()
+    batch = [prep(rgb) for rgb in rgbs]
+    images = torch.stack([b[0] for b in batch])
+    valid = torch.tensor([b[1] for b in batch])
+    with torch.inference_mode():
+        return model(images, valid), valid
+
+
+def _reference(sam, rgb, size):
+    """What SamPredictor.set_image does: ResizeLongestSide, Sam.preprocess, image_encoder."""
+    x = torch.as_tensor(ResizeLongestSide(size).apply_image(rgb)).permute(2, 0, 1).contiguous()[None]
+    with torch.inference_mode():
+        return sam.image_encoder(sam.preprocess(x))
+
+
+def test_parity_with_segment_anything_at_1024(tiny_checkpoint):
+    """float32 at 1024: the neck map equals segment_anything's own path, image by image,
+    including padded non-square images encoded in one batch."""
+    spec = create_encoder("sam", checkpoint=tiny_checkpoint)
+    assert spec.img_size == 1024
+    (pooled, neck), _ = _ours(spec, _images())
+    sam = build_sam()  # same seed and shapes as the fixture's checkpoint
+    for i, rgb in enumerate(_images()):
+        ref = _reference(sam, rgb, 1024)
+        torch.testing.assert_close(neck[i : i + 1], ref, rtol=1e-5, atol=1e-5)
+    assert neck.shape == (3, 32, 64, 64)
+    assert pooled["neck"].shape == (3, 32) and pooled["trunk"].shape == (3, 32)
+
+
+@pytest.mark.parametrize("size", [256, 512])
+def test_other_input_sizes_match_a_runtime_resized_reference(tiny_checkpoint, size):
+    """At another size the position embedding is resized once (bicubic) and the global blocks'
+    relative tables are resized exactly as segment_anything's get_rel_pos does at run time."""
+    spec = create_encoder("sam", checkpoint=tiny_checkpoint, img_size=size)
+    (pooled, neck), _ = _ours(spec, _images()[:2])
+    assert neck.shape == (2, 32, size // 16, size // 16)
+
+    sam = build_sam()
+    enc = sam.image_encoder
+    sd = resize_for_input(enc.state_dict(), spec.arch, size)
+    with torch.no_grad():  # only pos_embed resized; rel tables left at native length
+        enc.pos_embed = torch.nn.Parameter(sd["pos_embed"])
+    enc.img_size = size  # what Sam.preprocess pads to
+    for i, rgb in enumerate(_images()[:2]):
+        torch.testing.assert_close(neck[i : i + 1], _reference(sam, rgb, size), rtol=1e-5, atol=1e-5)
+
+
+def test_pos_embed_resize_is_smooth_and_identity_at_native_size(tiny_checkpoint):
+    spec = create_encoder("sam", checkpoint=tiny_checkpoint)
+    sd = build_sam().image_encoder.state_dict()
+    assert resize_for_input(sd, spec.arch, 1024) is sd
+    small = resize_for_input(sd, spec.arch, 512)
+    assert small["pos_embed"].shape == (1, 32, 32, 32)
+    assert small["blocks.1.attn.rel_pos_h"].shape == (63, 16)  # global: 2 * 32 - 1
+    assert small["blocks.0.attn.rel_pos_h"].shape == sd["blocks.0.attn.rel_pos_h"].shape  # windowed: unchanged
+    # a 2x downsampling keeps the mean of the embedding
+    torch.testing.assert_close(small["pos_embed"].mean(), sd["pos_embed"].mean(), atol=1e-3, rtol=0)
+
+
+def test_pooled_vectors_average_only_the_tokens_that_cover_the_image(tiny_checkpoint):
+    spec = create_encoder("sam", checkpoint=tiny_checkpoint, img_size=256)
+    rgbs = _images()
+    (pooled, neck), valid = _ours(spec, rgbs)
+    for i in range(len(rgbs)):
+        h, w = (-(-int(v) // 16) for v in valid[i])
+        expected = neck[i, :, :h, :w].mean(dim=(1, 2))
+        torch.testing.assert_close(pooled["neck"][i], expected, rtol=1e-5, atol=1e-6)
+    assert tuple(valid[1].tolist()) == (154, 256) and tuple(valid[2].tolist()) == (256, 85)
+    # the square tile covers everything: the pooled vector is the plain mean
+    torch.testing.assert_close(pooled["neck"][0], neck[0].mean(dim=(1, 2)), rtol=1e-5, atol=1e-6)
+
+
+def test_preprocess_places_sams_resize_top_left_on_a_zero_canvas():
+    rgb = _images()[1]
+    canvas, (h, w) = SamPreprocess(256)(rgb)
+    resized = ResizeLongestSide(256).apply_image(rgb)
+    assert canvas.dtype == torch.uint8 and canvas.shape == (3, 256, 256)
+    assert (h, w) == resized.shape[:2]
+    assert torch.equal(canvas[:, :h, :w], torch.from_numpy(resized).permute(2, 0, 1))
+    assert canvas[:, h:, :].sum() == 0 and canvas[:, :, w:].sum() == 0
