@@ -225,3 +225,12 @@ def test_export_refuses_an_incomplete_group(eurosat_dir, tiny_checkpoint, tmp_pa
     with pytest.raises(CacheError, match="incomplete"):
         export_h5(group, tmp_path / "out.h5")
     assert not (tmp_path / "out.h5").exists()
+
+
+def test_a_group_whose_creation_was_interrupted_is_recreated(eurosat_dir, tiny_checkpoint, tmp_path):
+    root = zarr.open_group(tmp_path / "eurosat.zarr", mode="a")
+    root.attrs.update({"format": "samembed-cache", "format_version": 1, "dataset": "eurosat"})
+    name = create_encoder("sam", checkpoint=tiny_checkpoint, img_size=128).key + "@128"
+    root.create_group(name).create_array("neck", shape=(3, 2), dtype="float16")  # arrays, no signature yet
+    result = run(eurosat_dir, tiny_checkpoint, tmp_path)
+    assert result.encoded == 30 and open_cache(tmp_path, "eurosat").read("neck").shape == (30, 32)

@@ -59,11 +59,14 @@ def open_group_for_writing(
     root = zarr.open_group(path, mode="a")
     if root.attrs.get("format") is None:
         root.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "dataset": dataset})
+    if name in root and "signature" not in root[name].attrs:
+        # Creation was interrupted before the signature (written last) and so before any data.
+        del root[name]
     if name in root:
         group = root[name]
-        stored = group.attrs.get("signature")
-        if group.attrs.get("format_version") != FORMAT_VERSION or stored is None:
-            raise CacheError(f"{path}/{name} is not a cache group this samembed can write; delete it to start over")
+        stored = group.attrs["signature"]
+        if group.attrs.get("format_version") != FORMAT_VERSION:
+            raise CacheError(f"{path}/{name} was written by another samembed cache format; delete it to start over")
         diff = first_difference(stored, signature)
         if diff:
             key, old, new = diff

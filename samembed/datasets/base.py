@@ -45,12 +45,20 @@ def is_image(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
+def _in_hidden_folder(path: Path, top: Path) -> bool:
+    """Whether a folder between ``top`` and ``path`` is hidden (``.cache/``, ``.ipynb_checkpoints/``)."""
+    return any(part.startswith(".") for part in path.relative_to(top).parts[:-1])
+
+
 def index_class_folders(root: Path, name: str, hint: str) -> DatasetIndex:
     """Index ``root/<class>/<image>`` with classes in alphabetical order (label = position)."""
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    class_dirs = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
     class_names, ids, labels = [], [], []
     for class_dir in class_dirs:
-        files = sorted(p for p in class_dir.rglob("*") if is_image(p))
+        files = sorted(  # by POSIX string: the same order on every platform
+            (p for p in class_dir.rglob("*") if is_image(p) and not _in_hidden_folder(p, class_dir)),
+            key=lambda p: p.relative_to(root).as_posix(),
+        )
         if not files:
             continue
         label = len(class_names)
