@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import zarr
 from tqdm.auto import tqdm
 
 from .cache.layout import default_shard_images, plan_arrays, shard_slice
@@ -21,7 +22,7 @@ from .cache.store import group_name, open_group_for_writing, pending_shards, rec
 from .cache.writer import ShardWriter
 from .datasets import DatasetIndex, load_dataset
 from .devices import compute_dtype, resolve_device
-from .encoders import create_encoder
+from .encoders import EncoderSpec, create_encoder
 from .errors import CacheError, CorruptImageError, UsageError
 from .loader import image_loader
 from .paths import DEFAULT_CACHE_DIR
@@ -73,13 +74,12 @@ def extract(
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
     dev = resolve_device(device)
-    dtype = compute_dtype(dev)
     batch_size = (16 if dev.type == "cuda" else 4) if batch_size is None else batch_size
     workers = (min(8, os.cpu_count() or 1) if dev.type == "cuda" else 1) if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     shard_images = shard_images or default_shard_images(spec.map_channels, grid)
-    signature = make_signature(spec, index, grid, str(dtype).removeprefix("torch."))
+    signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."))
     name = group_name(spec.key, spec.img_size)
 
     with writer_lock(cache_dir, index.name):
@@ -88,37 +88,47 @@ def extract(
             labels=index.labels, pooled_dims=spec.pooled_dims, map_channels=spec.map_channels, grid=grid,
             shard_images=shard_images,
         )
-        shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
-        todo = pending_shards(group)
         result = ExtractResult(store_path(cache_dir, index.name), name, len(index), 0, 0, 0.0)
-        if not todo:
-            return result
-        indices = np.concatenate([np.arange(len(index))[shard_slice(s, shard_images, len(index))] for s in todo])
-        specs = plan_arrays(len(index), spec.pooled_dims, spec.map_channels, grid, shard_images)
-        model_ = spec.build(dev)
-        loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
-                              workers=workers, pin_memory=dev.type == "cuda")
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        writer = ShardWriter(group, specs, shard_images)
-        t0 = time.perf_counter()
-        try:
-            with tqdm(total=len(index), initial=len(index) - len(indices), unit="img", desc=f"extract {name}",
-                      disable=not progress, dynamic_ncols=True) as bar:
-                for batch in loader:
-                    rows, skipped = _encode_batch(model_, batch, dev, dtype, grid, skip_bad, index)
-                    writer.submit(batch[0].numpy(), rows, skipped)
-                    result.encoded += len(batch[0]) - len(skipped)
-                    result.skipped += len(skipped)
-                    bar.update(len(batch[0]))
-        finally:
-            writer.close()  # writes every complete shard, also after an error or Ctrl-C
-            result.seconds = time.perf_counter() - t0
-        record_run(group, {
-            "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
-            "skipped": result.skipped, "device": _device_name(dev), "batch_size": batch_size, "workers": workers,
-            "images_per_second": round(result.images_per_second, 3),
-        })
+        todo = pending_shards(group)
+        if todo:
+            _encode_pending(group, todo, index, spec, result, device=dev, grid=grid, batch_size=batch_size,
+                            workers=workers, skip_bad=skip_bad, progress=progress)
     return result
+
+
+def _encode_pending(
+    group: zarr.Group, todo: list[int], index: DatasetIndex, spec: EncoderSpec, result: ExtractResult, *, device: torch.device, grid: int,
+    batch_size: int, workers: int, skip_bad: bool, progress: bool,
+) -> None:
+    """Encode the images of shards ``todo`` into ``group``, updating ``result`` as it goes."""
+    shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
+    n = len(index)
+    indices = np.concatenate([np.arange(n)[shard_slice(s, shard_images, n)] for s in todo])
+    specs = plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images)
+    model = spec.build(device)
+    dtype = compute_dtype(device)
+    loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
+                          workers=workers, pin_memory=device.type == "cuda")
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    writer = ShardWriter(group, specs, shard_images)
+    t0 = time.perf_counter()
+    try:
+        with tqdm(total=n, initial=n - len(indices), unit="img", desc=f"extract {result.group}",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for batch in loader:
+                rows, skipped = _encode_batch(model, batch, device, dtype, grid, skip_bad, index)
+                writer.submit(batch[0].numpy(), rows, skipped)
+                result.encoded += len(batch[0]) - len(skipped)
+                result.skipped += len(skipped)
+                bar.update(len(batch[0]))
+    finally:
+        writer.close()  # writes every complete shard, also after an error or Ctrl-C
+        result.seconds = time.perf_counter() - t0
+    record_run(group, {
+        "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
+        "skipped": result.skipped, "device": _device_name(device), "batch_size": batch_size, "workers": workers,
+        "images_per_second": round(result.images_per_second, 3),
+    })
 
 
 def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool, index: DatasetIndex):
