@@ -66,7 +66,7 @@ def main() -> None:
         print(f"encoder only:     {encoder_ips:8.2f} img/s (batch {bs})")
         del model
 
-        for grid in [int(g) for g in args.grids.split(",")]:
+        for grid in [int(g) for g in args.grids.split(",") if int(g) <= spec.map_size]:
             cache = tmp / f"cache{grid}"
             result = samembed.extract("eurosat", data_dir=data, checkpoint=ckpt, img_size=args.img_size, grid=grid,
                                       cache_dir=cache, device=args.device, batch_size=args.batch_size,
