@@ -7,27 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from ..errors import UsageError
+from ..registry import Registry
 from .base import DatasetIndex
 
 DatasetLoader = Callable[[Path | None, bool], DatasetIndex]
-_DATASETS: dict[str, DatasetLoader] = {}
-
-
-def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
-    def decorate(loader: DatasetLoader) -> DatasetLoader:
-        _DATASETS[name] = loader
-        return loader
-
-    return decorate
-
-
-def available_datasets() -> list[str]:
-    return sorted(_DATASETS)
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
+register_dataset = DATASETS.register
+available_datasets = DATASETS.names
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> DatasetIndex:
     """Index dataset ``name`` (see :func:`available_datasets`)."""
-    if name not in _DATASETS:
-        raise UsageError(f"unknown dataset '{name}'; choose one of: {', '.join(available_datasets())}")
-    return _DATASETS[name](Path(data_dir).expanduser() if data_dir is not None else None, download)
+    return DATASETS.get(name)(Path(data_dir).expanduser() if data_dir is not None else None, download)

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..registry import Registry
 
 # Runs in loader worker processes, so it must be picklable: (H, W, 3) uint8 image ->
 # ((3, S, S) uint8 image placed top-left on a zero canvas, (h, w) of the valid region).
@@ -53,25 +53,13 @@ class EncoderSpec(ABC):
 
 
 EncoderFactory = Callable[[str | None, Path | None, int | None], EncoderSpec]
-_ENCODERS: dict[str, EncoderFactory] = {}
-
-
-def register_encoder(name: str) -> Callable[[EncoderFactory], EncoderFactory]:
-    def decorate(factory: EncoderFactory) -> EncoderFactory:
-        _ENCODERS[name] = factory
-        return factory
-
-    return decorate
-
-
-def available_encoders() -> list[str]:
-    return sorted(_ENCODERS)
+ENCODERS: Registry[EncoderFactory] = Registry("encoder")
+register_encoder = ENCODERS.register
+available_encoders = ENCODERS.names
 
 
 def create_encoder(
     name: str = "sam", model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
 ) -> EncoderSpec:
     """Resolve encoder ``name`` (see :func:`available_encoders`) without loading its weights."""
-    if name not in _ENCODERS:
-        raise UsageError(f"unknown encoder '{name}'; choose one of: {', '.join(available_encoders())}")
-    return _ENCODERS[name](model, Path(checkpoint).expanduser() if checkpoint is not None else None, img_size)
+    return ENCODERS.get(name)(model, Path(checkpoint).expanduser() if checkpoint is not None else None, img_size)
