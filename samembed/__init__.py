@@ -1,6 +1,7 @@
 """samembed: frozen foundation-model embeddings for remote sensing.
 
-Extract once into a Zarr cache (:func:`extract`), then read it many times (:func:`open_cache`).
+Extract once into a Zarr cache (:func:`extract`), then train heads from it many times
+(:func:`train_head`, :func:`sweep`; raw arrays: :func:`open_cache`).
 """
 
 __version__ = "0.1.0"
@@ -10,9 +11,11 @@ from .datasets import available_datasets, load_dataset, make_synthetic_dataset  
 from .encoders import available_encoders, create_encoder, write_tiny_checkpoint  # noqa: E402
 from .errors import SamembedError  # noqa: E402
 from .extraction import ExtractResult, extract  # noqa: E402
+from .experiments.sweep import sweep, train_head  # noqa: E402
+from .heads import available_heads  # noqa: E402
 
 __all__ = [
-    "ExtractResult", "SamembedError", "available_datasets", "available_encoders", "create_encoder",
-    "export_h5", "extract", "list_groups", "load_dataset", "make_synthetic_dataset", "open_cache",
-    "write_tiny_checkpoint",
+    "ExtractResult", "SamembedError", "available_datasets", "available_encoders", "available_heads",
+    "create_encoder", "export_h5", "extract", "list_groups", "load_dataset", "make_synthetic_dataset",
+    "open_cache", "sweep", "train_head", "write_tiny_checkpoint",
 ]

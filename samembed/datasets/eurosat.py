@@ -114,3 +114,31 @@ def _from_archive(data_dir: Path, download: bool) -> Path:
             continue
         return _extract(path, data_dir, archive.layout)
     raise DownloadError(f"every EuroSAT mirror failed: {errors[-1]}")
+
+
+# Neumann et al. (2019) train/val/test lists (16,200 / 5,400 / 5,400), pinned to a revision:
+# older revisions hold 100-image files under the same names.
+SPLIT_URL = "https://hf.co/datasets/torchgeo/eurosat/resolve/1ce6f1bfb56db63fd91b6ecc466ea67f2509774c/eurosat-{}.txt"
+SPLIT_MD5 = {
+    "train": "908f142e73d6acdf3f482c5e80d851b1",
+    "val": "95de90f2aa998f70a3b2416bfe0687b4",
+    "test": "7ae5ab94471417b6e315763121e67c5f",
+}
+
+
+def standard_split_lists(data_dir: Path | None, download: bool = False) -> dict[str, list[str]]:
+    """The standard EuroSAT split as file names per part, from ``<data_dir>/eurosat-{part}.txt``
+    (downloaded and md5-verified with ``download``)."""
+    data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "eurosat"
+    lists = {}
+    for part, md5 in SPLIT_MD5.items():
+        path = data_dir / f"eurosat-{part}.txt"
+        if not (path.is_file() and verify(path, md5=md5)):
+            if not download:
+                raise DataNotFoundError(
+                    f"the standard EuroSAT split file {path} is missing; add --download to fetch it, "
+                    "or pass --data-dir DIR holding eurosat-train.txt, eurosat-val.txt and eurosat-test.txt"
+                )
+            download_file(SPLIT_URL.format(part), path, md5=md5)
+        lists[part] = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return lists

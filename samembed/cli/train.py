@@ -1,0 +1,85 @@
+"""``samembed train-head`` and ``samembed sweep``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import UsageError
+from ..experiments.records import DEFAULT_RUNS_DIR
+from ..experiments.sweep import sweep, train_head
+from ..paths import DEFAULT_CACHE_DIR
+from .app import app, friendly_errors
+
+
+def _summary(record: dict) -> str:
+    m, c = record["metrics"], record["config"]
+    return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: "
+            f"{m['evaluated_on']} accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
+
+
+@app.command("train-head")
+@friendly_errors
+def train_head_command(
+    dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
+    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg or knn."),
+    split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists)."),
+    shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
+    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 30 pooled heads, 15 grid heads)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3 pooled, 3e-4 grid)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (default 256)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (with --split standard)."),
+    download: bool = typer.Option(False, "--download/--no-download", help="Download the standard split files if missing."),
+):
+    """Train one head on cached embeddings and record the run.
+
+    Example: samembed train-head --head linear --split 0.2 --seed 0
+    """
+    record = train_head(dataset, encoder=encoder, head=head, split=split, shots=shots, seed=seed, feature=feature,
+                        epochs=epochs, lr=lr, batch_size=batch_size, device=device, cache_dir=cache_dir,
+                        runs_dir=runs_dir, data_dir=data_dir, download=download)
+    typer.echo(_summary(record))
+    typer.echo(f"run {record['run_id']} recorded in {Path(runs_dir) / 'runs.jsonl'}")
+
+
+def _list(text: str, convert, name: str) -> list:
+    try:
+        return [convert(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{name} must be a comma-separated list, not '{text}'") from None
+
+
+@app.command("sweep")
+@friendly_errors
+def sweep_command(
+    dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
+    heads: str = typer.Option("linear", "--heads", help="Comma-separated heads."),
+    splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions."),
+    shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
+    seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Train heads x splits x seeds from the cache in one process; finished runs are skipped.
+
+    Example: samembed sweep --splits 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --heads linear,mlp,logreg,knn --seeds 3
+    """
+    records = sweep(dataset, encoder=encoder, heads=_list(heads, str, "--heads"), splits=_list(splits, str, "--splits"),
+                    shots=_list(shots, int, "--shots") if shots else None, seeds=seeds, feature=feature, epochs=epochs,
+                    device=device, cache_dir=cache_dir, runs_dir=runs_dir, progress=not quiet)
+    for record in records:
+        typer.echo(_summary(record))
+    typer.echo(f"{len(records)} new runs recorded in {Path(runs_dir) / 'runs.jsonl'}")

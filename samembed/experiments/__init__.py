@@ -1,0 +1,1 @@
+"""Experiments on cached embeddings: splits, training loops and sweeps."""

@@ -1,0 +1,69 @@
+"""Reading embeddings from the cache once per process: pooled vectors always in memory, grid maps
+in memory when they fit the budget and read chunk by chunk when they do not."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import zarr
+
+DEFAULT_MEMORY_FRACTION = 0.5
+
+
+def memory_budget() -> int:
+    """Bytes of embeddings we allow in memory: half the machine's physical memory."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * DEFAULT_MEMORY_FRACTION)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 4 << 30
+
+
+class GridSource:
+    """Batches of grid maps (B, C, G, G) float16 for given image indices.
+
+    In memory when the whole array fits ``budget`` bytes; otherwise read from the Zarr array in
+    blocks of whole chunks (shuffled chunk order, shuffled rows within a block), so memory stays
+    at about ``block_bytes`` however large the cache is."""
+
+    def __init__(self, array: zarr.Array, budget: int | None = None, block_bytes: int = 256 << 20):
+        self.array = array
+        self.in_memory = array.nbytes <= (memory_budget() if budget is None else budget)
+        self.data = array[:] if self.in_memory else None
+        self.chunk_rows = array.chunks[0]
+        row_bytes = array.nbytes // max(1, array.shape[0])
+        self.block_chunks = max(1, block_bytes // max(1, row_bytes * self.chunk_rows))
+
+    def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(idx, x)`` covering ``indices`` once: shuffled when ``rng`` is given."""
+        if self.in_memory:
+            order = rng.permutation(indices) if rng is not None else indices
+            for i in range(0, len(order), batch_size):
+                idx = order[i:i + batch_size]
+                yield idx, self.data[idx]
+            return
+        chunks = np.unique(indices // self.chunk_rows)
+        if rng is not None:
+            chunks = rng.permutation(chunks)
+        wanted = np.zeros(self.array.shape[0], bool)
+        wanted[indices] = True
+        pending_idx, pending_x = [], []
+        for b in range(0, len(chunks), self.block_chunks):
+            for c in np.sort(chunks[b:b + self.block_chunks]):
+                start, stop = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.array.shape[0])
+                rows = np.flatnonzero(wanted[start:stop]) + start
+                block = self.array[start:stop]
+                pending_idx.append(rows)
+                pending_x.append(block[rows - start])
+            idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
+            if rng is not None:
+                perm = rng.permutation(len(idx))
+                idx, x = idx[perm], x[perm]
+            full = len(idx) // batch_size * batch_size
+            for i in range(0, full, batch_size):
+                yield idx[i:i + batch_size], x[i:i + batch_size]
+            pending_idx, pending_x = [idx[full:]], [x[full:]]
+        idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
+        if len(idx):
+            yield idx, x

@@ -1,0 +1,73 @@
+"""``train_head`` and ``sweep``: the library functions behind ``samembed train-head`` and
+``samembed sweep``."""
+
+from __future__ import annotations
+
+from itertools import product
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from ..errors import UsageError
+from ..heads import get_head
+from ..paths import DEFAULT_CACHE_DIR
+from .records import DEFAULT_RUNS_DIR
+from .runner import Experiment, RunPlan, parse_split
+from .training import TrainSettings
+
+# Per-kind defaults: pooled heads are cheap and converge slowly without a schedule tail; grid heads
+# cost far more per epoch.
+DEFAULT_EPOCHS = {"pooled": 30, "grid": 15}
+DEFAULT_LR = {"pooled": 1e-3, "grid": 3e-4}
+
+
+def _settings(head: str, epochs: int | None, lr: float | None, batch_size: int | None) -> TrainSettings:
+    kind = get_head(head).kind
+    if kind == "classic":
+        return TrainSettings()
+    epochs = DEFAULT_EPOCHS[kind] if epochs is None else epochs
+    if epochs < 1 or (batch_size is not None and batch_size < 1) or (lr is not None and lr <= 0):
+        raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive")
+    return TrainSettings(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size or 256)
+
+
+def sweep(
+    dataset: str = "eurosat", *, encoder: str | None = None, heads: list[str] = ("linear",),
+    splits: list[float | str] = (0.2,), shots: list[int] | None = None, seeds: int | list[int] = 1,
+    feature: str | None = None, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+    device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    data_dir: str | Path | None = None, download: bool = False, progress: bool = True,
+) -> list[dict]:
+    """Train every head on every split (validation fractions, or ``shots`` per class) and seed
+    from the cache of ``dataset``; append one record per run to the runs store and return the
+    new records. Runs already in the store are skipped. ``seeds`` is a count (0..n-1) or a list."""
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise UsageError("--seeds must be at least 1")
+    split_names = [parse_split(None, k) for k in shots] if shots else [parse_split(s, None) for s in splits]
+    plans = [RunPlan(h, s, seed, feature, _settings(h, epochs, lr, batch_size))
+             for h, s, seed in product(heads, split_names, seed_list)]
+    experiment = Experiment(cache_dir, dataset, encoder, runs_dir, device, data_dir, download)
+    with tqdm(total=len(plans), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
+        done = experiment.store.run_ids()
+        todo = [p for p in plans if experiment.run_id(p.resolved()) not in done]
+        bar.update(len(plans) - len(todo))
+        return experiment.run(todo, on_done=lambda record: bar.update(1))
+
+
+def train_head(
+    dataset: str = "eurosat", *, encoder: str | None = None, head: str = "linear", split: float | str | None = None,
+    shots: int | None = None, seed: int = 0, feature: str | None = None, epochs: int | None = None,
+    lr: float | None = None, batch_size: int | None = None, device: str = "auto",
+    cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
+    data_dir: str | Path | None = None, download: bool = False,
+) -> dict:
+    """Train one head on one split and seed; returns its run record (also appended to the store,
+    or the existing record when the same run is already there)."""
+    plan = RunPlan(head, parse_split(split, shots), seed, feature, _settings(head, epochs, lr, batch_size))
+    experiment = Experiment(cache_dir, dataset, encoder, runs_dir, device, data_dir, download)
+    run_id = experiment.run_id(plan.resolved())
+    new = experiment.run([plan])
+    if new:
+        return new[0]
+    return next(r for r in experiment.store.records() if r["run_id"] == run_id)

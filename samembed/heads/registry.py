@@ -1,0 +1,48 @@
+"""Head registry. A head is one file that registers itself with ``@register_head``.
+
+Three kinds, by what they train on and how:
+
+- ``pooled`` torch heads (``linear``, ``mlp``): a factory ``(in_dim, num_classes, seeds) -> nn.Module``
+  whose module maps (R, B, D) to (R, B, classes): R = len(seeds) independent runs stacked in every parameter's
+  first dimension, so a sweep trains many splits and seeds in one vectorised pass.
+- ``grid`` torch heads (``sam-conv``, ``sam-vit``): a factory ``(in_shape (C, G, G), num_classes) -> nn.Module``
+  mapping (B, C, G, G) to (B, classes).
+- ``classic`` heads (``logreg``, ``knn``): a function
+  ``fit_predict(x_train (n, D) float32, y_train (n,), x_eval (m, D), *, num_classes, seed) -> (pred (m,), info)``
+  that chooses its own hyper-parameter on a held-out part of the training set and says so in ``info``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+from ..registry import Registry
+
+Kind = Literal["pooled", "grid", "classic"]
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    kind: Kind
+    factory: Callable
+    summary: str
+
+
+HEADS: Registry[Head] = Registry("head")
+
+
+def register_head(name: str, kind: Kind, summary: str) -> Callable[[Callable], Callable]:
+    def decorate(factory: Callable) -> Callable:
+        HEADS.register(name)(Head(name, kind, factory, summary))
+        return factory
+
+    return decorate
+
+
+def get_head(name: str) -> Head:
+    return HEADS.get(name)
+
+
+available_heads = HEADS.names

@@ -1,0 +1,181 @@
+"""Heads trained from the cache: every head learns, runs are deterministic, stacked runs equal
+solo runs, sweeps resume, records are complete, bad arguments are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import write_embedding_cache
+from samembed.errors import CacheError, UsageError
+from samembed.experiments.features import GridSource
+from samembed.experiments.optim import StackedAdamW, cosine_with_warmup
+from samembed.experiments.records import RunsStore
+from samembed.experiments.sweep import sweep, train_head
+
+QUICK = dict(device="cpu", epochs=15)
+
+
+def _train(cache, runs, head, **kwargs):
+    return train_head("eurosat", head=head, cache_dir=cache, runs_dir=runs, **{"split": 0.25, **QUICK, **kwargs})
+
+
+@pytest.mark.parametrize("head", ["linear", "mlp", "sam-conv", "sam-vit", "logreg", "knn"])
+def test_every_head_learns_separable_embeddings(embedding_cache, tmp_path, head):
+    record = _train(embedding_cache, tmp_path / "runs", head, lr=3e-3)
+    assert record["metrics"]["accuracy"] > 0.9, record["metrics"]
+    assert record["metrics"]["evaluated_on"] == "val" and record["split"]["n_val"] == 50
+
+
+@pytest.mark.parametrize("head", ["linear", "knn"])
+def test_no_head_learns_from_uninformative_embeddings(tmp_path, head):
+    """Labels independent of the embeddings: validation accuracy stays near chance (1/5)."""
+    write_embedding_cache(tmp_path / "cache", separable=False)
+    record = _train(tmp_path / "cache", tmp_path / "runs", head)
+    assert record["metrics"]["accuracy"] < 0.45
+
+
+@pytest.mark.parametrize("head", ["linear", "sam-conv", "logreg"])
+def test_runs_are_deterministic_for_a_seed(embedding_cache, tmp_path, head):
+    a = _train(embedding_cache, tmp_path / "a", head, epochs=3, seed=1)
+    b = _train(embedding_cache, tmp_path / "b", head, epochs=3, seed=1)
+    assert a["metrics"]["confusion_matrix"] == b["metrics"]["confusion_matrix"]
+    assert a["curves"] == b["curves"] and a["run_id"] == b["run_id"]
+
+
+def test_stacked_runs_equal_runs_trained_alone(embedding_cache, tmp_path):
+    """A sweep trains its pooled heads in one vectorised pass; each equals its solo run."""
+    records = sweep("eurosat", heads=["mlp"], splits=[0.25, 0.5], seeds=2, cache_dir=embedding_cache,
+                    runs_dir=tmp_path / "sweep", progress=False, device="cpu", epochs=4)
+    assert len(records) == 4 and {r["head_info"]["trained_with"] for r in records} == {4}
+    for record in records:
+        alone = _train(embedding_cache, tmp_path / "alone", "mlp", epochs=4, split=record["config"]["split"][4:],
+                       seed=record["config"]["seed"])
+        assert alone["metrics"]["confusion_matrix"] == record["metrics"]["confusion_matrix"]
+        np.testing.assert_allclose(alone["curves"]["val_loss"], record["curves"]["val_loss"], rtol=1e-4)
+        assert alone["split"]["indices_hash"] == record["split"]["indices_hash"]
+
+
+def test_a_record_holds_what_reproduces_the_run(embedding_cache, tmp_path):
+    record = _train(embedding_cache, tmp_path / "runs", "linear", epochs=5)
+    assert record["config"]["settings"]["epochs"] == 5 and record["config"]["feature"] == "neck"
+    assert record["cache"]["group"] == "fake-enc@64" and record["cache"]["signature"]["grid"] == 4
+    assert len(record["split"]["indices_hash"]) == 16 and record["split"]["n_train"] == 150
+    metrics = record["metrics"]
+    assert set(metrics["per_class"]) == {f"class{c}" for c in range(5)}
+    assert np.array(metrics["confusion_matrix"]).sum() == 50
+    assert len(record["curves"]["val_acc"]) == 5 and len(record["curves"]["train_loss"]) == 5
+    assert record["seconds"] > 0 and "torch" in record["versions"]
+    assert metrics["selection"].startswith("none")
+    assert RunsStore(tmp_path / "runs").records() == [record]
+
+
+def test_same_split_indices_for_every_head_and_encoder(tmp_path):
+    write_embedding_cache(tmp_path / "c", name="enc-a@64", seed=0)
+    write_embedding_cache(tmp_path / "c", name="enc-b@64", seed=5)
+    hashes = {
+        _train(tmp_path / "c", tmp_path / "runs", head, encoder=enc, epochs=1)["split"]["indices_hash"]
+        for head in ("linear", "knn") for enc in ("enc-a@64", "enc-b@64")
+    }
+    assert len(hashes) == 1
+
+
+def test_sweep_skips_finished_runs_and_resumes(embedding_cache, tmp_path, monkeypatch):
+    common = dict(heads=["linear", "knn"], splits=[0.25, 0.5], seeds=2, cache_dir=embedding_cache,
+                  runs_dir=tmp_path / "runs", progress=False, device="cpu", epochs=2)
+    import samembed.experiments.runner as runner
+
+    real = runner.RunsStore.append
+    count = {"n": 0}
+
+    def dies_after_three(self, record):
+        if count["n"] == 3:
+            raise KeyboardInterrupt
+        count["n"] += 1
+        real(self, record)
+
+    monkeypatch.setattr(runner.RunsStore, "append", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        sweep("eurosat", **common)
+    monkeypatch.setattr(runner.RunsStore, "append", real)
+    assert len(RunsStore(tmp_path / "runs").records()) == 3
+    new = sweep("eurosat", **common)
+    assert len(new) == 5
+    assert sweep("eurosat", **common) == []
+    ids = [r["run_id"] for r in RunsStore(tmp_path / "runs").records()]
+    assert len(ids) == len(set(ids)) == 8
+
+
+def test_few_shot_training(embedding_cache, tmp_path):
+    record = _train(embedding_cache, tmp_path / "runs", "logreg", split=None, shots=5)
+    assert record["split"]["n_train"] == 25 and record["config"]["split"] == "shots=5"
+    assert "held-out" in record["metrics"]["selection"]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(head="resnet"), UsageError, "unknown head 'resnet'; choose one of: knn, linear"),
+        (dict(head="linear", feature="grid"), UsageError, "--feature must be one of neck, trunk"),
+        (dict(head="sam-conv", feature="neck"), UsageError, "trains on the grid map"),
+        (dict(head="linear", split=1.5), UsageError, "strictly between 0 and 1"),
+        (dict(head="linear", split=0.2, shots=3), UsageError, "not both"),
+        (dict(head="linear", epochs=0), UsageError, "--epochs"),
+        (dict(head="linear", split="standard"), UsageError, "eurosat"),
+    ],
+)
+def test_bad_arguments_are_refused(tmp_path, kwargs, error, match):
+    write_embedding_cache(tmp_path / "c", dataset="other")
+    args = {"split": 0.2, **kwargs}
+    with pytest.raises(error, match=match):
+        train_head("other", cache_dir=tmp_path / "c", runs_dir=tmp_path / "runs", device="cpu", **args)
+    assert not (tmp_path / "runs" / "runs.jsonl").exists()
+
+
+def test_several_encoders_need_a_choice_and_incomplete_caches_are_refused(tmp_path):
+    write_embedding_cache(tmp_path / "c", name="enc-a@64")
+    group = write_embedding_cache(tmp_path / "c", name="enc-b@64")
+    with pytest.raises(UsageError, match="enc-a@64, enc-b@64"):
+        _train(tmp_path / "c", tmp_path / "runs", "linear")
+    group["done"][0] = False
+    with pytest.raises(CacheError, match="incomplete"):
+        _train(tmp_path / "c", tmp_path / "runs", "linear", encoder="enc-b@64")
+
+
+def test_grid_source_reads_in_chunks_when_the_budget_is_small(embedding_cache):
+    from samembed.cache import open_cache
+
+    array = open_cache(embedding_cache, "eurosat").group["grid"]
+    memory, chunked = GridSource(array), GridSource(array, budget=0, block_bytes=1)
+    assert memory.in_memory and not chunked.in_memory
+    indices = np.arange(3, 200, 7)
+    rng = np.random.default_rng(0)
+    seen = [(idx, x) for idx, x in chunked.batches(indices, 8, rng)]
+    order = np.concatenate([idx for idx, _ in seen])
+    assert sorted(order.tolist()) == indices.tolist()  # every index exactly once
+    assert not np.array_equal(order, indices)  # shuffled
+    full = array[:]
+    for idx, x in seen:
+        assert np.array_equal(x, full[idx])
+        assert len(idx) <= 8
+
+
+def test_stacked_adamw_equals_torch_adamw_and_leaves_idle_runs_alone():
+    torch.manual_seed(0)
+    w = torch.randn(2, 5, 3)
+    ours = torch.nn.Parameter(w.clone())
+    ref = torch.nn.Parameter(w[0].clone())
+    opt = StackedAdamW([ours], weight_decay=0.05)
+    torch_opt = torch.optim.AdamW([ref], lr=1.0, weight_decay=0.05)
+    for step in range(6):
+        g = torch.randn(5, 3)
+        ours.grad = torch.stack([g, torch.randn(5, 3)])
+        ref.grad = g.clone()
+        lr = 0.01 * cosine_with_warmup(step, 6, 2)
+        for group in torch_opt.param_groups:
+            group["lr"] = lr
+        torch_opt.step()
+        opt.step(torch.tensor([lr, 0.5]), active=torch.tensor([True, False]))
+    torch.testing.assert_close(ours[0], ref.detach(), rtol=1e-5, atol=1e-6)
+    assert torch.equal(ours[1], w[1])  # never active: untouched
