@@ -90,3 +90,24 @@ def test_every_command_has_help_with_an_example_and_is_documented():
         result = invoke(name, "--help")
         assert result.exit_code == 0 and "Example:" in result.output, name
         assert f"samembed {name}" in docs, f"{name} is not documented"
+
+
+def test_train_head_and_sweep_from_the_cli(tmp_path):
+    from samembed.cache.synthetic import write_embedding_cache
+
+    write_embedding_cache(tmp_path / "cache")
+    common = ["--cache-dir", tmp_path / "cache", "--runs-dir", tmp_path / "runs", "--device", "cpu"]
+    result = invoke("train-head", "--head", "linear", "--split", "0.2", "--epochs", 3, *common)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"val accuracy \d\.\d{4}, macro F1 \d\.\d{4}", result.output)
+    assert f"recorded in {tmp_path / 'runs' / 'runs.jsonl'}" in result.output
+    swept = invoke("sweep", "--heads", "linear,knn", "--splits", "0.2,0.5", "--seeds", 2, "--epochs", 2, "-q", *common)
+    assert swept.exit_code == 0, swept.output
+    assert "8 new runs recorded" in swept.output or "7 new runs recorded" in swept.output
+    again = invoke("sweep", "--heads", "linear,knn", "--splits", "0.2,0.5", "--seeds", 2, "--epochs", 2, "-q", *common)
+    assert "0 new runs recorded" in again.output
+    bad = invoke("train-head", "--head", "nope", "--split", "0.2", *common)
+    assert bad.exit_code == 1 and bad.output.strip().splitlines() == [
+        "error: unknown head 'nope'; choose one of: knn, linear, logreg, mlp, sam-conv, sam-vit"]
+    bad = invoke("sweep", "--splits", "0.2,x", *common)
+    assert bad.exit_code == 1 and "--split must be a fraction" in bad.output

@@ -72,11 +72,8 @@ def train_stacked(
     device, R = x.device, len(runs)
     sizes = [batch_size_for(len(run.train), settings.batch_size) for run in runs]
     B = max(sizes)  # the padded width of a step; run r fills sizes[r] of it
-    with torch.no_grad():
-        for r, run in enumerate(runs):
-            xt = x[torch.as_tensor(run.train, device=device)]
-            model.mean[r, 0] = xt.mean(0)
-            model.std[r, 0] = xt.std(0).clamp_min(1e-6)
+    for r, run in enumerate(runs):
+        model.standardise_with(r, x[torch.as_tensor(run.train, device=device)])
     opt = StackedAdamW(model.parameters(), weight_decay=settings.weight_decay)
     steps = [math.ceil(len(run.train) / b) for run, b in zip(runs, sizes)]
     total = [s * settings.epochs for s in steps]
@@ -84,7 +81,7 @@ def train_stacked(
     rngs = [np.random.default_rng([run.seed, 1]) for run in runs]
     orders: list[np.ndarray] = [np.empty(0, np.int64)] * R
     curves = [_empty_curves() for _ in runs]
-    sums = np.zeros((R, 3))  # loss sum, correct, count within the current epoch
+    sums = torch.zeros(R, 3, device=device)  # loss sum, correct, count within the current epoch
     model.train()
     for t in range(max(total)):
         idx = np.zeros((R, B), np.int64)
@@ -100,7 +97,7 @@ def train_stacked(
         idx_t, mask_t = torch.as_tensor(idx, device=device), torch.as_tensor(mask, device=device)
         logits = model(x[idx_t])  # (R, B, C)
         target = y[idx_t]
-        losses = F.cross_entropy(logits.transpose(1, 2), target, reduction="none") * mask_t  # (R, B)
+        losses = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none").view(R, -1) * mask_t
         (losses.sum(1) / mask_t.sum(1).clamp_min(1)).sum().backward()
         active = torch.as_tensor([t < n for n in total], device=device)
         lr = torch.as_tensor([settings.lr * cosine_with_warmup(min(t, n - 1), n, w) for n, w in zip(total, warmup)],
@@ -109,13 +106,13 @@ def train_stacked(
         opt.zero_grad()
         with torch.no_grad():
             correct = ((logits.argmax(-1) == target).float() * mask_t).sum(1)
-            sums += torch.stack([losses.sum(1), correct, mask_t.sum(1)], 1).cpu().numpy()
+            sums += torch.stack([losses.sum(1), correct, mask_t.sum(1)], 1)
         for r in [r for r in range(R) if t < total[r] and t % steps[r] == steps[r] - 1]:  # epoch ends
             loss, acc = _evaluate_stacked(model, r, x, y, runs[r].val)
             c = curves[r]
             c["epoch"].append(len(c["epoch"]) + 1)
-            c["train_loss"].append(sums[r, 0] / sums[r, 2])
-            c["train_acc"].append(sums[r, 1] / sums[r, 2])
+            c["train_loss"].append((sums[r, 0] / sums[r, 2]).item())
+            c["train_acc"].append((sums[r, 1] / sums[r, 2]).item())
             c["val_loss"].append(loss)
             c["val_acc"].append(acc)
             sums[r] = 0

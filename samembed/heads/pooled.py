@@ -35,16 +35,24 @@ class StackedLinear(nn.Module):
 
 
 class StackedHead(nn.Module):
-    """Standardise with per-run statistics (buffers ``mean``, ``std``: (R, 1, D)), then ``body``."""
+    """Standardise with per-run statistics, then ``body``. :meth:`standardise_with` sets run r's
+    buffers ``scale`` = 1 / std and ``shift`` = -mean / std, both (R, 1, D)."""
 
     def __init__(self, runs: int, in_dim: int, body: nn.Module):
         super().__init__()
-        self.register_buffer("mean", torch.zeros(runs, 1, in_dim))
-        self.register_buffer("std", torch.ones(runs, 1, in_dim))
+        self.register_buffer("scale", torch.ones(runs, 1, in_dim))
+        self.register_buffer("shift", torch.zeros(runs, 1, in_dim))
         self.body = body
 
+    @torch.no_grad()
+    def standardise_with(self, r: int, x_train: torch.Tensor) -> None:
+        """Use the mean and standard deviation of ``x_train`` (n, D) for run r."""
+        std = x_train.std(0).clamp_min(1e-6)
+        self.scale[r, 0] = 1 / std
+        self.shift[r, 0] = -x_train.mean(0) / std
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        return self.body(torch.addcmul(self.shift, x, self.scale))
 
 
 def _generators(seeds: list[int]) -> list[torch.Generator]:
