@@ -66,7 +66,8 @@ def main() -> None:
         print(f"encoder only:     {encoder_ips:8.2f} img/s (batch {bs})")
         del model
 
-        for grid in [int(g) for g in args.grids.split(",") if int(g) <= spec.map_size]:
+        # A grid larger than the feature map (e.g. 16 at 224, whose map is 14 x 14) is clipped to it.
+        for grid in sorted({min(int(g), spec.map_size) for g in args.grids.split(",")}):
             cache = tmp / f"cache{grid}"
             result = samembed.extract("eurosat", data_dir=data, checkpoint=ckpt, img_size=args.img_size, grid=grid,
                                       cache_dir=cache, device=args.device, batch_size=args.batch_size,

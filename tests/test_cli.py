@@ -33,6 +33,10 @@ def test_quickstart_from_the_readme(tmp_path, monkeypatch):
     (group_name, group), = store.groups()
     assert {"neck", "trunk", "grid", "labels", "image_ids", "ok", "done"} <= set(dict(group.arrays()))
     assert group["grid"].shape[0] == 80
+    assert (tmp_path / "demo/experiments/report/summary.csv").is_file()
+    demo_report = (tmp_path / "samembed-demo/report/report.md").read_text()
+    assert "synthetic images and a randomly initialised encoder" in demo_report
+    assert "![" in demo_report and (tmp_path / "samembed-demo/report/split_sweep_eurosat.png").is_file()
 
 
 def test_extract_info_export(tmp_path, eurosat_dir, tiny_checkpoint):

@@ -15,10 +15,15 @@ from .eurosat import CLASSES as EUROSAT_CLASSES
 LAYOUTS = ("2750", "EuroSAT_RGB", "folder")
 
 
-def synthetic_image(label: int, num_classes: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """(H, W, 3) uint8 image whose colour and stripe angle depend on ``label``."""
+def synthetic_image(label: int, num_classes: int, height: int, width: int, rng: np.random.Generator,
+                    jitter: float = 0.0) -> np.ndarray:
+    """(H, W, 3) uint8 image whose colour and stripe angle depend on ``label``. ``jitter`` is the
+    standard deviation (0-255 scale) of a random per-image shift of the colour: above about 40 the
+    classes overlap, so heads no longer separate them perfectly."""
     hue = label / num_classes
     base = 127 + 100 * np.cos(2 * np.pi * (hue + np.array([0.0, 1 / 3, 2 / 3])))
+    if jitter:
+        base = base + rng.normal(0, jitter, 3)
     angle = np.pi * label / num_classes
     yy, xx = np.mgrid[0:height, 0:width]
     phase = rng.uniform(0, 2 * np.pi)
@@ -36,13 +41,15 @@ def make_synthetic_dataset(
     seed: int = 0,
     suffix: str = ".jpg",
     vary_size: bool = False,
+    jitter: float = 0.0,
 ) -> Path:
     """Write a dataset under ``out_dir`` and return the folder to pass as ``--data-dir``.
 
     ``layout`` ``2750`` and ``EuroSAT_RGB`` write EuroSAT's two published layouts with its class
     names and ``<Class>_<n>.jpg`` file names; ``folder`` writes ``out_dir/<class>/``. ``size`` is
     the side (or (height, width)); ``vary_size`` draws each image's height and width between
-    half and one and a half times it (non-square, for testing resize and padding)."""
+    half and one and a half times it (non-square, for testing resize and padding). ``jitter``
+    makes the classes overlap (see :func:`synthetic_image`)."""
     if layout not in LAYOUTS:
         raise UsageError(f"unknown layout '{layout}'; choose one of: {', '.join(LAYOUTS)}")
     if images_per_class < 1:
@@ -58,6 +65,6 @@ def make_synthetic_dataset(
             h, w = h0, w0
             if vary_size:
                 h, w = (int(rng.integers(max(8, s // 2), s + s // 2 + 1)) for s in (h0, w0))
-            img = synthetic_image(label, len(classes), h, w, rng)
+            img = synthetic_image(label, len(classes), h, w, rng, jitter)
             Image.fromarray(img).save(root / name / f"{name}_{n}{suffix}", quality=95)
     return out_dir

@@ -1,0 +1,48 @@
+"""``samembed report`` and ``samembed demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..demo import NOTE, run_demo
+from ..experiments.records import DEFAULT_RUNS_DIR
+from ..report import write_report
+from .app import app, friendly_errors
+
+
+@app.command("report")
+@friendly_errors
+def report_command(
+    runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder (holds runs.jsonl)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default <runs-dir>/report)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Only these datasets (comma-separated)."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Only these cache groups, e.g. sam-vit_b@1024 (a prefix such as sam-vit_b matches all sizes)."),
+    head: Optional[str] = typer.Option(None, "--head", help="Only these heads (comma-separated)."),
+    run: Optional[str] = typer.Option(None, "--run", help="Run id (or prefix) for the training-curve figure (default: the most accurate run with curves)."),
+):
+    """Write CSV tables, PNG figures and report.md from the runs store.
+
+    Example: samembed report --head linear,mlp --out experiments/report
+    """
+    report = write_report(runs_dir, out, dataset=dataset, encoder=encoder, head=head, run=run)
+    typer.echo(f"{report.runs} runs in {len(report.summary)} configurations; wrote {len(report.files)} files to "
+               f"{report.out}:")
+    for path in report.files:
+        typer.echo(f"  {path.name}")
+
+
+@app.command("demo")
+@friendly_errors
+def demo_command(
+    out: Path = typer.Option(Path("samembed-demo"), "--out", help="Folder for the demo's data, cache, runs and report."),
+):
+    """Run the whole pipeline offline on synthetic images with a random-weight encoder.
+
+    Example: samembed demo && open samembed-demo/report/report.md
+    """
+    result = run_demo(out, say=typer.echo)
+    typer.echo(f"done in {result.seconds:.0f} s: open {result.report.out / 'report.md'}")
+    typer.echo(NOTE)

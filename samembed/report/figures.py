@@ -1,0 +1,104 @@
+"""The report's figures, drawn with matplotlib's object API (no pyplot state, no display needed)
+and saved as PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+DPI = 120
+
+
+def curve_labels(summary: pd.DataFrame) -> pd.Series:
+    """A legend label per summary row: ``encoder · head (feature)``, with the training settings
+    or cache id added only where they are needed to tell two lines apart."""
+    base = summary["encoder"] + " · " + summary["head"] + " (" + summary["feature"] + ")"
+    labels = base.copy()
+    for extra, fmt in (("settings", " [{}]"), ("cache_id", " cache {}")):
+        variants = summary.groupby(base)[extra].transform("nunique")
+        labels = labels.where(variants <= 1, labels + summary[extra].map(fmt.format))
+    return labels
+
+
+def plot_split_sweep(summary: pd.DataFrame, path: Path, title: str, x: str = "train_fraction") -> Path:
+    """Accuracy and macro F1 (mean over seeds, band: mean ± sample std) against ``x`` (the
+    training fraction, or ``split_value`` for shots per class), one line per encoder and head."""
+    fig = Figure(figsize=(11, 4.2), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
+    labels = curve_labels(summary)
+    scale = 100.0 if x == "train_fraction" else 1.0
+    for label in sorted(labels.unique()):
+        rows = summary[labels == label].sort_values(x)
+        xs = rows[x].to_numpy(float) * scale
+        for ax, metric in zip(axes, ("accuracy", "macro_f1")):
+            mean = rows[f"{metric}_mean"].to_numpy(float) * 100
+            std = np.nan_to_num(rows[f"{metric}_std"].to_numpy(float)) * 100
+            (line,) = ax.plot(xs, mean, marker="o", markersize=4, label=label)
+            ax.fill_between(xs, mean - std, mean + std, color=line.get_color(), alpha=0.18, linewidth=0)
+    seeds = summary["n_seeds"]
+    spread = f"mean over {seeds.min()}–{seeds.max()} seeds" if seeds.min() != seeds.max() else f"mean over {seeds.min()} seed(s)"
+    for ax, name in zip(axes, ("accuracy", "macro F1")):
+        ax.set_xlabel("training images (% of labelled)" if x == "train_fraction" else "training images per class")
+        ax.set_ylabel(f"{name} (%)")
+        ax.set_title(f"{name}: {spread}, band ± 1 std", fontsize=10)
+        ax.grid(alpha=0.3)
+    if x != "train_fraction":
+        axes[0].set_xscale("log")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_training_curves(record: dict, path: Path, title: str) -> Path:
+    """Training and validation loss and accuracy per epoch of one run (``record['curves']``)."""
+    curves = record["curves"]
+    epochs = curves["epoch"]
+    fig = Figure(figsize=(11, 4.2), dpi=DPI, layout="constrained")
+    loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
+    evaluated = record["metrics"]["evaluated_on"]
+    for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
+        scale = 100 if quantity == "acc" else 1
+        ax.plot(epochs, np.asarray(curves[f"train_{quantity}"]) * scale, marker=".", label="training")
+        ax.plot(epochs, np.asarray(curves[f"val_{quantity}"]) * scale, marker=".", label=f"validation ({evaluated})")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("cross-entropy loss" if quantity == "loss" else "accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=9)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title: str) -> Path:
+    """Heat map of a confusion matrix (rows: true class, columns: predicted); colours are the row
+    share (recall), numbers the counts."""
+    matrix = np.asarray(matrix)
+    n = len(class_names)
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    side = max(5.0, 0.55 * n + 2.5)
+    fig = Figure(figsize=(side + 1.2, side), dpi=DPI, layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), class_names, fontsize=8)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if matrix[i, j]:
+                    ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(image, ax=ax, label="share of the true class")
+    ax.set_title(title, fontsize=10)
+    return _save(fig, path)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png")
+    tmp.replace(path)
+    return path

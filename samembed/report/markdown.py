@@ -1,0 +1,52 @@
+"""``report.md``: the figures and the summary table in one Markdown page."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+
+def _pct(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.2f}"
+
+
+def _metric_cell(row, metric: str) -> str:
+    cell = f"{_pct(row[f'{metric}_mean'])} ± {_pct(row[f'{metric}_std'])}"
+    if not math.isnan(row[f"{metric}_ci95_low"]):
+        cell += f" [{_pct(row[f'{metric}_ci95_low'])}, {_pct(row[f'{metric}_ci95_high'])}]"
+    return cell
+
+
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """The summary as a Markdown table, metrics in percent: mean ± std [95 % CI]."""
+    head = ["dataset", "encoder", "head", "feature", "split", "evaluated on", "seeds",
+            "accuracy % mean ± std [95 % CI]", "macro F1 % mean ± std [95 % CI]"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    ordered = summary.sort_values(["dataset", "encoder", "head", "feature", "split_kind", "split_value"], kind="stable")
+    for _, row in ordered.iterrows():
+        head_name = row["head"] + (f" [{row['settings']}]" if row["settings"] else "")
+        cells = [row["dataset"], row["encoder"], head_name, row["feature"], row["split"], row["evaluated_on"],
+                 str(row["n_seeds"]), _metric_cell(row, "accuracy"), _metric_cell(row, "macro_f1")]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(summary: pd.DataFrame, sections: list[dict], header: dict[str, str], note: str | None) -> str:
+    """The page: ``header`` facts, the optional ``note``, per dataset its figures (``sections``:
+    ``{"dataset", "figures": [(caption, file name)]}``), then the summary table."""
+    parts = ["# samembed report", ""]
+    if note:
+        parts += [f"> **Note.** {note}", ""]
+    parts += [f"- {key}: {value}" for key, value in header.items()]
+    parts += ["", "Tables: `runs.csv` (one row per run), `summary.csv` (per configuration over seeds), "
+              "`per_class.csv`, `confusion.csv` (every run's confusion matrix, long form). "
+              "Columns are described in samembed's docs/report.md.", ""]
+    for section in sections:
+        parts += [f"## {section['dataset']}", ""]
+        for caption, name in section["figures"]:
+            parts += [f"**{caption}.**", "", f"![{caption}]({name})", ""]
+    parts += ["## Summary", "", "Accuracy and macro F1 on the evaluated split, in percent: mean ± sample standard "
+              "deviation over seeds, and the 95 % Student-t confidence interval of the mean (two or more seeds).",
+              "", summary_markdown(summary), ""]
+    return "\n".join(parts)

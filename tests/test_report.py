@@ -1,0 +1,171 @@
+"""The report: CSVs equal the run records, the confidence interval, figures, filters and errors,
+and the offline demo."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from samembed.cache.synthetic import write_embedding_cache
+from samembed.cli import app
+from samembed.errors import UsageError
+from samembed.experiments.records import RunsStore
+from samembed.experiments.sweep import sweep
+from samembed.report import confidence_interval, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs_dir(tmp_path_factory):
+    """A runs store from real sweeps over two cache groups: linear and knn on two validation
+    fractions x 3 seeds for one encoder, linear for the other, and knn few-shot runs."""
+    root = tmp_path_factory.mktemp("report")
+    cache = root / "cache"
+    write_embedding_cache(cache, noise=1.5, name="enc-a@64")
+    write_embedding_cache(cache, noise=1.5, name="enc-b@64", seed=1)
+    runs = root / "experiments"
+    common = dict(cache_dir=cache, runs_dir=runs, progress=False, device="cpu", epochs=5)
+    sweep("eurosat", encoder="enc-a@64", heads=["linear", "knn"], splits=[0.2, 0.5], seeds=3, **common)
+    sweep("eurosat", encoder="enc-b@64", heads=["linear"], splits=[0.2, 0.5], seeds=3, **common)
+    sweep("eurosat", encoder="enc-a@64", heads=["knn"], shots=[2, 5], seeds=2, **common)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def report(runs_dir, tmp_path_factory):
+    return write_report(runs_dir, tmp_path_factory.mktemp("out"))
+
+
+def test_confidence_interval_on_a_hand_checked_example():
+    # mean 0.9, sample std 0.1, n 3: half width = t(0.975, 2) * 0.1 / sqrt(3) = 4.302653 * 0.0577350 = 0.248414
+    low, high = confidence_interval([0.8, 0.9, 1.0])
+    assert low == pytest.approx(0.9 - 0.248414, abs=1e-6) and high == pytest.approx(0.9 + 0.248414, abs=1e-6)
+    assert confidence_interval([0.7, 0.7]) == (0.7, 0.7)
+    assert all(math.isnan(v) for v in confidence_interval([0.5]))
+
+
+def test_runs_csv_equals_the_records(report, runs_dir):
+    records = {r["run_id"]: r for r in RunsStore(runs_dir).records()}
+    runs = pd.read_csv(report.out / "runs.csv", dtype={"run_id": str})
+    assert len(runs) == len(records) == 3 * 2 * 2 + 3 * 2 + 2 * 2
+    for _, row in runs.iterrows():
+        record = records[row["run_id"]]
+        assert row["accuracy"] == record["metrics"]["accuracy"]
+        assert row["macro_f1"] == record["metrics"]["macro_f1"]
+        assert (row["head"], row["seed"], row["split"]) == (record["config"]["head"], record["config"]["seed"],
+                                                           record["config"]["split"])
+        assert row["encoder"] == record["cache"]["group"] and row["indices_hash"] == record["split"]["indices_hash"]
+        assert row["n_train"] == record["split"]["n_train"] and row["n_val"] == record["split"]["n_val"]
+        assert row["img_size"] == 64
+
+
+def test_summary_csv_aggregates_seeds(report, runs_dir):
+    records = RunsStore(runs_dir).records()
+    summary = pd.read_csv(report.out / "summary.csv", keep_default_na=False, na_values=[""])
+    assert len(summary) == 2 * 2 + 2 + 2  # (linear, knn) x 2 splits for enc-a, linear x 2 for enc-b, 2 shots
+    row = summary[(summary["encoder"] == "enc-b@64") & (summary["head"] == "linear") & (summary["split"] == "val=0.5")]
+    assert len(row) == 1
+    row = row.iloc[0]
+    acc = np.array([r["metrics"]["accuracy"] for r in records if r["cache"]["group"] == "enc-b@64"
+                    and r["config"]["split"] == "val=0.5"])
+    assert row["n_seeds"] == 3 == len(acc)
+    assert row["accuracy_mean"] == pytest.approx(acc.mean(), abs=1e-12)
+    assert row["accuracy_std"] == pytest.approx(acc.std(ddof=1), abs=1e-12)
+    low, high = confidence_interval(acc)
+    assert (row["accuracy_ci95_low"], row["accuracy_ci95_high"]) == pytest.approx((low, high), abs=1e-12)
+    assert row["train_fraction"] == pytest.approx(0.5) and row["evaluated_on"] == "val"
+    shots = summary[summary["split_kind"] == "shots"]
+    assert sorted(shots["split_value"]) == [2.0, 5.0] and set(shots["n_seeds"]) == {2}
+
+
+def test_per_class_and_confusion_csvs_equal_the_records(report, runs_dir):
+    records = {r["run_id"]: r for r in RunsStore(runs_dir).records()}
+    summary = pd.read_csv(report.out / "summary.csv")
+    per_class = pd.read_csv(report.out / "per_class.csv")
+    assert len(per_class) == len(summary) * 5
+    first = summary.iloc[0]
+    ids = first["run_ids"].split()
+    rows = per_class[(per_class["encoder"] == first["encoder"]) & (per_class["head"] == first["head"])
+                     & (per_class["split"] == first["split"])]
+    for _, row in rows.iterrows():
+        f1 = [records[i]["metrics"]["per_class"][row["class"]]["f1"] for i in ids]
+        assert row["f1_mean"] == pytest.approx(np.mean(f1), abs=1e-12)
+    confusion = pd.read_csv(report.out / "confusion.csv", dtype={"run_id": str})
+    assert len(confusion) == len(records) * 25
+    for run_id, cells in confusion.groupby("run_id"):
+        classes = list(records[run_id]["metrics"]["per_class"])
+        matrix = np.zeros((5, 5), dtype=int)
+        for _, cell in cells.iterrows():
+            matrix[classes.index(cell["true_class"]), classes.index(cell["predicted_class"])] = cell["count"]
+        assert matrix.tolist() == records[run_id]["metrics"]["confusion_matrix"]
+
+
+def test_figures_are_valid_png_and_report_md_shows_them(report):
+    names = {p.name for p in report.files}
+    assert {"split_sweep_eurosat.png", "few_shot_eurosat.png", "confusion_eurosat.png", "report.md"} <= names
+    pngs = [p for p in report.files if p.suffix == ".png"]
+    assert any(p.name.startswith("curves_") for p in pngs)
+    for path in pngs:
+        assert path.read_bytes()[:8] == PNG_MAGIC
+        with Image.open(path) as image:
+            image.verify()
+        with Image.open(path) as image:
+            assert image.size[0] > 400 and image.size[1] > 300
+    markdown = (report.out / "report.md").read_text()
+    for path in pngs:
+        assert f"]({path.name})" in markdown
+    assert "enc-b@64" in markdown and "| linear" in markdown
+    assert not list(report.out.glob(".*.tmp"))
+
+
+def test_filters_and_the_chosen_run(runs_dir, tmp_path):
+    only = write_report(runs_dir, tmp_path / "a", head="linear", encoder="enc-b")
+    assert set(only.summary["head"]) == {"linear"} and set(only.summary["encoder"]) == {"enc-b@64"}
+    assert not (tmp_path / "a" / "few_shot_eurosat.png").exists()
+    record = next(r for r in RunsStore(runs_dir).records() if r["config"]["head"] == "linear")
+    chosen = write_report(runs_dir, tmp_path / "b", run=record["run_id"][:10])
+    assert (tmp_path / "b" / f"curves_{record['run_id']}.png").is_file()
+    assert [p.name for p in chosen.files if p.name.startswith("curves_")] == [f"curves_{record['run_id']}.png"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"head": "sam-vit"}, r"no runs match --head sam-vit; the runs store has: knn, linear"),
+    ({"dataset": "road"}, r"no runs match --dataset road"),
+    ({"run": "zzzz"}, r"--run zzzz matches no run"),
+])
+def test_bad_filters_are_one_clear_line(runs_dir, tmp_path, kwargs, match):
+    with pytest.raises(UsageError, match=match):
+        write_report(runs_dir, tmp_path, **kwargs)
+
+
+def test_a_run_without_curves_cannot_be_plotted(runs_dir, tmp_path):
+    knn = next(r for r in RunsStore(runs_dir).records() if r["config"]["head"] == "knn")
+    with pytest.raises(UsageError, match="has no per-epoch curves"):
+        write_report(runs_dir, tmp_path, run=knn["run_id"])
+
+
+def test_missing_or_empty_runs_store_is_one_line(tmp_path):
+    result = CliRunner().invoke(app, ["report", "--runs-dir", str(tmp_path / "nowhere")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'nowhere' / 'runs.jsonl'} does not exist: train heads first (`samembed train-head` or "
+        "`samembed sweep`), or point --runs-dir at the folder that holds runs.jsonl"]
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "runs.jsonl").write_text("")
+    with pytest.raises(UsageError, match="is empty: train heads first"):
+        write_report(tmp_path / "empty")
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "empty" / "report").exists()
+
+
+def test_report_command_lists_what_it_wrote(runs_dir, tmp_path):
+    result = CliRunner().invoke(app, ["report", "--runs-dir", str(runs_dir), "--out", str(tmp_path / "r"),
+                                      "--head", "knn"])
+    assert result.exit_code == 0, result.output
+    assert "runs in" in result.output and "summary.csv" in result.output
+    assert (tmp_path / "r" / "summary.csv").is_file()
