@@ -26,9 +26,10 @@ def curve_labels(summary: pd.DataFrame) -> pd.Series:
 def plot_split_sweep(summary: pd.DataFrame, path: Path, title: str, x: str = "train_fraction") -> Path:
     """Accuracy and macro F1 (mean over seeds, band: mean ± sample std) against ``x`` (the
     training fraction, or ``split_value`` for shots per class), one line per encoder and head."""
-    fig = Figure(figsize=(11, 4.2), dpi=DPI, layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True)
     labels = curve_labels(summary)
+    legend_rows = -(-labels.nunique() // 3)
+    fig = Figure(figsize=(11, 4.2 + 0.22 * legend_rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 2, sharex=True)
     scale = 100.0 if x == "train_fraction" else 1.0
     for label in sorted(labels.unique()):
         rows = summary[labels == label].sort_values(x)
@@ -47,7 +48,8 @@ def plot_split_sweep(summary: pd.DataFrame, path: Path, title: str, x: str = "tr
         ax.grid(alpha=0.3)
     if x != "train_fraction":
         axes[0].set_xscale("log")
-    axes[1].legend(fontsize=8, loc="lower right")
+    handles, names = axes[0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -58,11 +60,10 @@ def plot_training_curves(record: dict, path: Path, title: str) -> Path:
     epochs = curves["epoch"]
     fig = Figure(figsize=(11, 4.2), dpi=DPI, layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
-    evaluated = record["metrics"]["evaluated_on"]
     for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
         scale = 100 if quantity == "acc" else 1
         ax.plot(epochs, np.asarray(curves[f"train_{quantity}"]) * scale, marker=".", label="training")
-        ax.plot(epochs, np.asarray(curves[f"val_{quantity}"]) * scale, marker=".", label=f"validation ({evaluated})")
+        ax.plot(epochs, np.asarray(curves[f"val_{quantity}"]) * scale, marker=".", label="validation")
         ax.set_xlabel("epoch")
         ax.set_ylabel("cross-entropy loss" if quantity == "loss" else "accuracy (%)")
         ax.grid(alpha=0.3)
