@@ -46,8 +46,12 @@ def plot_split_sweep(summary: pd.DataFrame, path: Path, title: str, x: str = "tr
         ax.set_ylabel(f"{name} (%)")
         ax.set_title(f"{name}: {spread}, band ± 1 std", fontsize=10)
         ax.grid(alpha=0.3)
-    if x != "train_fraction":
-        axes[0].set_xscale("log")
+    if x != "train_fraction":  # shots per class: log axis, ticks at the values run
+        values = sorted(summary[x].unique())
+        for ax in axes:
+            ax.set_xscale("log")
+            ax.set_xticks(values, [f"{v:g}" for v in values])
+            ax.minorticks_off()
     handles, names = axes[0].get_legend_handles_labels()
     fig.legend(handles, names, loc="outside lower center", ncols=min(3, len(names)), fontsize=8, frameon=False)
     fig.suptitle(title)
