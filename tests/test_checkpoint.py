@@ -97,6 +97,7 @@ def test_a_torch_file_without_a_sam_encoder_is_refused(tmp_path):
     assert "not a SAM checkpoint" in _one_line(err)
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_unsafe_pickles_are_not_loaded(tmp_path):
     """weights_only=True: a checkpoint that would run code is refused, not executed."""
 

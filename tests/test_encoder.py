@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from segment_anything.utils.transforms import ResizeLongestSide
 
 from samembed.encoders import build_sam, create_encoder

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..atomic import write_whole
 from ..errors import CacheError
 from .reader import CacheGroup
 
@@ -25,17 +25,18 @@ def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) 
         )
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        for key, value in group.attrs.items():
-            f.attrs[key] = json.dumps(value)
-        f.attrs["group"] = group.name
-        for name, array in group.arrays.items():
-            if array.dtype.kind in "OTU" or name == "image_ids":
-                f.create_dataset(name, data=np.asarray(array[:], dtype=object), dtype=h5py.string_dtype())
-                continue
-            ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=True, compression="gzip")
-            for start in range(0, array.shape[0], images_per_block):
-                ds[start:start + images_per_block] = array[start:start + images_per_block]
-    os.replace(tmp, out)
-    return out
+
+    def write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            for key, value in group.attrs.items():
+                f.attrs[key] = json.dumps(value)
+            f.attrs["group"] = group.name
+            for name, array in group.arrays.items():
+                if array.dtype.kind in "OTU" or name == "image_ids":
+                    f.create_dataset(name, data=np.asarray(array[:], dtype=object), dtype=h5py.string_dtype())
+                    continue
+                ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=True, compression="gzip")
+                for start in range(0, array.shape[0], images_per_block):
+                    ds[start:start + images_per_block] = array[start:start + images_per_block]
+
+    return write_whole(out, write)

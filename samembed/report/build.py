@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from .. import __version__
+from ..atomic import write_whole
 from ..errors import UsageError
 from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore
 from .markdown import report_markdown
@@ -55,13 +55,8 @@ def write_report(
     summary = summary_table(runs)
     report = Report(out, len(runs), summary)
 
-    def csv(frame: pd.DataFrame, name: str) -> Path:
-        path = out / name
-        tmp = path.with_name(f".{name}.tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(path)
-        report.files.append(path)
-        return path
+    def csv(frame: pd.DataFrame, name: str) -> None:
+        report.files.append(write_whole(out / name, lambda tmp: frame.to_csv(tmp, index=False)))
 
     csv(runs, "runs.csv")
     csv(summary, "summary.csv")
@@ -71,14 +66,15 @@ def write_report(
     sections = []
     chosen = _pick_run(runs, run, by_id)
     for name, rows in summary.groupby("dataset", sort=True):
-        section = {"dataset": name, "figures": []}
+        captions = []  # (caption, file name) of each figure, in report.md order
         for kind, x, stem, what in (("val", "train_fraction", "split_sweep", "against the training fraction"),
                                     ("shots", "split_value", "few_shot", "against training images per class")):
             part = rows[rows["split_kind"] == kind]
             if len(part):
                 path = figures.plot_split_sweep(part, out / f"{stem}_{name}.png", f"{name}: {what}", x=x)
                 report.files.append(path)
-                section["figures"].append((f"Accuracy and macro F1 {what}", path.name))
+                captions.append((f"Accuracy and macro F1 {what}", path.name))
+
         best = rows.sort_values(["accuracy_mean", "macro_f1_mean"], ascending=False, kind="stable").iloc[0]
         matrix, classes = summed_confusion(best["run_ids"].split(), by_id)
         what = (f"{best['encoder']} · {best['head']} ({best['feature']}), split {best['split']}, "
@@ -87,7 +83,8 @@ def write_report(
         csv(pd.DataFrame(matrix, index=pd.Index(classes, name="true \\ predicted"), columns=classes).reset_index(),
             f"confusion_{name}.csv")
         report.files.append(path)
-        section["figures"].append((f"Confusion matrix of the most accurate configuration: {what}", path.name))
+        captions.append((f"Confusion matrix of the most accurate configuration: {what}", path.name))
+
         record = chosen.get(name)
         if record is not None:
             c = record["config"]
@@ -96,8 +93,8 @@ def write_report(
             path = figures.plot_training_curves(record, out / f"curves_{record['run_id']}.png", f"{name}: {what}")
             report.files.append(path)
             picked = "the run asked for" if run else "the most accurate run with curves"
-            section["figures"].append((f"Training curves of {picked}: {what}", path.name))
-        sections.append(section)
+            captions.append((f"Training curves of {picked}: {what}", path.name))
+        sections.append({"dataset": name, "figures": captions})
 
     header = {
         "runs store": str(store.path), "runs": str(len(runs)),
@@ -105,11 +102,8 @@ def write_report(
                              if v) or "none",
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"), "samembed": __version__,
     }
-    path = out / "report.md"
-    tmp = path.with_name(".report.md.tmp")
-    tmp.write_text(report_markdown(summary, sections, header, note))
-    tmp.replace(path)
-    report.files.append(path)
+    markdown = report_markdown(summary, sections, header, note)
+    report.files.append(write_whole(out / "report.md", lambda tmp: tmp.write_text(markdown)))
     return report
 
 

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from ..atomic import write_whole
+
 DPI = 120
 
 
@@ -102,8 +104,4 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path
+    return write_whole(path, lambda tmp: fig.savefig(tmp, format="png"))
