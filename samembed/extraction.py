@@ -70,23 +70,31 @@ def extract(
     zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
-    grid = grid if grid is not None else min(16, spec.map_size)
+    segmentation = index.task == "segmentation"
+    # Decoders need the whole map (SAM's image embedding); classification heads a pooled grid.
+    grid = grid if grid is not None else (spec.map_size if segmentation else min(16, spec.map_size))
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
+    mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     batch_size = (16 if dev.type == "cuda" else 4) if batch_size is None else batch_size
     workers = (min(8, os.cpu_count() or 1) if dev.type == "cuda" else 1) if workers is None else workers
     if batch_size < 1 or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     shard_images = shard_images or default_shard_images(spec.map_channels, grid)
-    signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."))
+    signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
+    # Where later stages find the files (original masks, raw images) and the weights; not part of
+    # the signature, so a moved dataset or checkpoint does not invalidate the cache.
+    attrs = {"data_root": str(Path(index.root).resolve())}
+    if getattr(spec, "checkpoint", None) is not None:
+        attrs["checkpoint"] = str(Path(spec.checkpoint).resolve())
     name = group_name(spec.key, spec.img_size)
 
     with writer_lock(cache_dir, index.name):
         group = open_group_for_writing(
             cache_dir, index.name, name, signature, class_names=index.class_names, image_ids=index.image_ids,
             labels=index.labels, pooled_dims=spec.pooled_dims, map_channels=spec.map_channels, grid=grid,
-            shard_images=shard_images,
+            shard_images=shard_images, mask_size=mask_size, subsets=index.subsets, attrs=attrs,
         )
         result = ExtractResult(store_path(cache_dir, index.name), name, len(index), 0, 0, 0.0)
         todo = pending_shards(group)
@@ -104,11 +112,12 @@ def _encode_pending(
     shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
     n = len(index)
     indices = np.concatenate([np.arange(n)[shard_slice(s, shard_images, n)] for s in todo])
-    specs = plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images)
+    mask_size = group.attrs.get("mask_size")
+    specs = plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images, mask_size)
     model = spec.build(device)
     dtype = compute_dtype(device)
     loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
-                          workers=workers, pin_memory=device.type == "cuda")
+                          workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     writer = ShardWriter(group, specs, shard_images)
     t0 = time.perf_counter()
@@ -133,7 +142,7 @@ def _encode_pending(
 
 def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool, index: DatasetIndex):
     """Run one batch through ``model``; returns the rows to store and the skipped images."""
-    ids, images, valid_hw, orig_hw, errors = batch
+    ids, images, valid_hw, orig_hw, errors, masks = batch
     bad = [j for j, e in enumerate(errors) if e]
     if bad and not skip_bad:
         raise CorruptImageError(errors[bad[0]])
@@ -148,6 +157,8 @@ def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int
     for name in [*pooled, "grid"]:
         rows[name][bad] = 0
     rows.update(ok=ok, valid_hw=valid_hw.numpy().astype(np.int32), orig_hw=orig_hw.numpy().astype(np.int32))
+    if masks.numel():
+        rows["mask"] = masks.numpy()
     skipped = [{"index": int(ids[j]), "image_id": index.image_ids[int(ids[j])], "error": errors[j]} for j in bad]
     return rows, skipped
 

@@ -343,7 +343,8 @@ def test_image_files_items(folder_with_bad_file):
 
     non_square = 0
     for j in range(len(items)):
-        i, image, valid_hw, orig_hw, error = items[j]
+        i, image, valid_hw, orig_hw, error, mask = items[j]
+        assert mask.numel() == 0  # a classification dataset has no masks
         assert i == indices[j]
         assert image.dtype == torch.uint8 and image.shape == (3, IMG_SIZE, IMG_SIZE)
         if index.image_ids[i] == bad_id:

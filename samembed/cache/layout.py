@@ -44,8 +44,10 @@ def grid_chunk_images(map_channels: int, grid: int) -> int:
 
 def plan_arrays(
     num_images: int, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
+    mask_size: int | None = None, subsets: bool = False,
 ) -> dict[str, ArraySpec]:
-    """Every array of one cache group."""
+    """Every array of one cache group; a segmentation dataset adds ``mask`` (its training targets
+    at ``mask_size``) and, with a fixed split, ``subset``."""
     n, s = num_images, shard_images
     chunk = min(grid_chunk_images(map_channels, grid), s)
     while s % chunk:  # shards must hold whole chunks
@@ -63,6 +65,11 @@ def plan_arrays(
     g = (n, map_channels, grid, grid)
     specs["grid"] = ArraySpec(g, STORAGE_DTYPE, (chunk, map_channels, grid, grid), (s, map_channels, grid, grid),
                               ("image", "channel", "y", "x"), True)
+    if mask_size:
+        specs["mask"] = ArraySpec((n, mask_size, mask_size), "uint8", (chunk, mask_size, mask_size), None,
+                                  ("image", "y", "x"), True)
+    if subsets:
+        specs["subset"] = ArraySpec((n,), "str", (whole,), None, ("image",), False)
     return specs
 
 

@@ -37,6 +37,15 @@ class CacheGroup:
         return list(self.attrs["class_names"])
 
     @property
+    def task(self) -> str:
+        """``classification`` or ``segmentation`` (a group with masks)."""
+        return self.signature.get("task", "classification")
+
+    @property
+    def img_size(self) -> int | None:
+        return self.signature.get("encoder", {}).get("img_size")
+
+    @property
     def num_images(self) -> int:
         return int(self.attrs["num_images"])
 

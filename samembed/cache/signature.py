@@ -24,8 +24,12 @@ def package_versions() -> dict[str, str]:
     return {"samembed": __version__, "torch": torch.__version__.split("+")[0], "segment_anything": sam_version}
 
 
-def make_signature(spec: EncoderSpec, index: DatasetIndex, grid: int, compute_dtype: str) -> dict:
+def make_signature(spec: EncoderSpec, index: DatasetIndex, grid: int, compute_dtype: str,
+                   mask_size: int | None = None) -> dict:
+    segmentation = {"task": "segmentation", "mask_size": mask_size, "mask_resize": "nearest-exact, then area"} \
+        if index.task == "segmentation" else {}
     return {
+        **segmentation,
         "signature_version": SIGNATURE_VERSION,
         "encoder": spec.signature(),
         "grid": grid,

@@ -52,9 +52,12 @@ def writer_lock(cache_dir: str | Path, dataset: str):
 def open_group_for_writing(
     cache_dir: str | Path, dataset: str, name: str, signature: dict, *, class_names: list[str],
     image_ids: list[str], labels, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
+    mask_size: int | None = None, subsets: list[str] | None = None, attrs: dict | None = None,
 ) -> zarr.Group:
     """The group ``name`` of the dataset's store, created with every array if it is new, else
-    checked against ``signature``. Call under :func:`writer_lock`."""
+    checked against ``signature``. Segmentation datasets pass ``mask_size`` and their fixed
+    ``subsets``; ``attrs`` are extra attributes, updated on every open (not in the signature).
+    Call under :func:`writer_lock`."""
     path = store_path(cache_dir, dataset)
     root = zarr.open_group(path, mode="a")
     if root.attrs.get("format") is None:
@@ -74,18 +77,23 @@ def open_group_for_writing(
                 f"{path}/{name} was made with {key}={old!r}, not {new!r}; run with the same settings, "
                 f"use another --cache-dir, or delete {path / name} to start over"
             )
+        if attrs:
+            group.attrs.update(attrs)
         return group
     group = root.create_group(name)
     n = len(image_ids)
-    specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images)
+    specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None)
     create_arrays(group, specs, num_shards(n, shard_images))
     group["labels"][:] = labels
     group["image_ids"][:] = image_ids
+    if subsets is not None:
+        group["subset"][:] = subsets
     # Attributes last: a group with a signature has all of its arrays.
     group.attrs.update({
         "format_version": FORMAT_VERSION, "class_names": list(class_names), "num_images": n,
         "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "skipped": [],
         "extraction_runs": [], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **({"mask_size": mask_size} if mask_size else {}), **(attrs or {}),
         "signature": signature,
     })
     return group

@@ -19,7 +19,11 @@ class DatasetIndex:
 
     ``image_ids`` are paths relative to ``root`` (POSIX separators); ``labels[i]`` indexes
     ``class_names``. The order is deterministic (sorted), so index ``i`` means the same image
-    on every machine that holds the same files."""
+    on every machine that holds the same files.
+
+    A segmentation dataset also has ``mask_ids`` (the binary mask of each image, relative to
+    ``root``; its labels are all 0) and may have a fixed split: ``subsets[i]`` is ``train``,
+    ``val`` or ``test``."""
 
     name: str
     root: Path
@@ -27,18 +31,31 @@ class DatasetIndex:
     labels: np.ndarray  # (N,) int64
     class_names: list[str]
     info: dict = field(default_factory=dict)
+    mask_ids: list[str] | None = None
+    subsets: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    @property
+    def task(self) -> str:
+        return "classification" if self.mask_ids is None else "segmentation"
+
     def path(self, i: int) -> Path:
         return self.root / self.image_ids[i]
 
+    def mask_path(self, i: int) -> Path:
+        return self.root / self.mask_ids[i]
+
     def fingerprint(self) -> str:
-        """Hash of every image id, label and file size: changes when files are added, removed,
-        relabelled or replaced by others of another size. Independent of where ``root`` is."""
+        """Hash of every image id, label and file size (and mask id and size, and subset): changes
+        when files are added, removed, relabelled or replaced by others of another size.
+        Independent of where ``root`` is."""
         sizes = [self.path(i).stat().st_size for i in range(len(self))]
-        return short_hash([self.class_names, self.image_ids, self.labels.tolist(), sizes])
+        parts = [self.class_names, self.image_ids, self.labels.tolist(), sizes]
+        if self.mask_ids is not None:
+            parts += [self.mask_ids, [self.mask_path(i).stat().st_size for i in range(len(self))], self.subsets]
+        return short_hash(parts)
 
 
 def is_image(path: Path) -> bool:

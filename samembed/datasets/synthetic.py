@@ -68,3 +68,54 @@ def make_synthetic_dataset(
             img = synthetic_image(label, len(classes), h, w, rng, jitter)
             Image.fromarray(img).save(root / name / f"{name}_{n}{suffix}", quality=95)
     return out_dir
+
+
+def synthetic_road_image(height: int, width: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """An (H, W, 3) uint8 aerial-like image with a few straight grey roads on green-brown texture,
+    and its (H, W) bool road mask."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    ground = np.array([90, 110, 60]) + rng.normal(0, 18, (height, width, 3))
+    mask = np.zeros((height, width), dtype=bool)
+    for _ in range(int(rng.integers(1, 4))):
+        angle = rng.uniform(0, np.pi)
+        cy, cx = rng.uniform(0.2, 0.8) * height, rng.uniform(0.2, 0.8) * width
+        distance = np.abs((yy - cy) * np.cos(angle) - (xx - cx) * np.sin(angle))
+        mask |= distance < rng.uniform(0.02, 0.05) * min(height, width)
+    road = np.array([170, 170, 165]) + rng.normal(0, 10, (height, width, 3))
+    image = np.where(mask[..., None], road, ground)
+    return np.clip(image, 0, 255).astype(np.uint8), mask
+
+
+def make_synthetic_roads(out_dir: str | Path, layout: str = "road", counts: tuple[int, int, int] = (12, 4, 6),
+                         size: int = 96, seed: int = 0, mask_channels: int = 1) -> Path:
+    """Write generated road images of varied, non-square sizes (half to one and a half times
+    ``size``) with masks (255 = road), and return the folder for ``--data-dir``.
+
+    ``layout="road"`` writes the Cheng layout: ``Train/``, ``Validation/``, ``Test/`` with ``counts``
+    images each, ``image/imageN.bmp`` and ``label/N.bmp`` (``mask_channels`` 1 or 3).
+    ``layout="seg-folder"`` writes ``images/N.png`` and ``masks/N.png`` (sum of ``counts`` pairs)."""
+    if layout not in ("road", "seg-folder"):
+        raise UsageError(f"unknown layout '{layout}'; choose road or seg-folder")
+    out_dir = Path(out_dir)
+    rng = np.random.default_rng(seed)
+    number = 0
+    parts = zip(("Train", "Validation", "Test"), counts) if layout == "road" else [("", sum(counts))]
+    for subset, count in parts:
+        image_dir = out_dir / subset / "image" if layout == "road" else out_dir / "images"
+        mask_dir = out_dir / subset / "label" if layout == "road" else out_dir / "masks"
+        image_dir.mkdir(parents=True, exist_ok=True)
+        mask_dir.mkdir(parents=True, exist_ok=True)
+        for _ in range(count):
+            number += 1
+            h, w = (int(rng.integers(size // 2, size + size // 2 + 1)) for _ in range(2))
+            image, mask = synthetic_road_image(h, w, rng)
+            values = mask.astype(np.uint8) * 255
+            if mask_channels == 3:
+                values = np.repeat(values[..., None], 3, axis=-1)
+            if layout == "road":
+                Image.fromarray(image).save(image_dir / f"image{number}.bmp")
+                Image.fromarray(values).save(mask_dir / f"{number}.bmp")
+            else:
+                Image.fromarray(image).save(image_dir / f"{number}.png")
+                Image.fromarray(values).save(mask_dir / f"{number}.png")
+    return out_dir

@@ -128,6 +128,23 @@ def load_encoder_state_dict(path: Path, mmap: bool = True) -> dict[str, torch.Te
     return {k[len(prefix):]: v for k, v in obj.items() if k.startswith(prefix) and torch.is_tensor(v)}
 
 
+def load_prompt_and_mask_decoder(path: Path) -> dict[str, torch.Tensor]:
+    """The ``prompt_encoder.*`` and ``mask_decoder.*`` tensors of a full SAM checkpoint (keys kept,
+    any outer prefix such as ``module.`` removed)."""
+    obj = _torch_load(path, mmap=True)
+    for nested in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
+            obj = obj[nested]
+    anchor = "mask_decoder.iou_token.weight"
+    prefixes = [k[: -len(anchor)] for k in obj if isinstance(k, str) and k.endswith(anchor)] if isinstance(obj, dict) else []
+    if not prefixes:
+        raise CheckpointError(f"{path} has no SAM mask decoder (no {anchor} tensor); the sam-vit decoder needs a "
+                              "full SAM checkpoint, as the official files are")
+    prefix = prefixes[0]
+    return {k[len(prefix):]: v for k, v in obj.items()
+            if k.startswith(prefix) and k[len(prefix):].startswith(("prompt_encoder.", "mask_decoder.")) and torch.is_tensor(v)}
+
+
 def infer_arch(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> SamArch:
     """Read a :class:`SamArch` off an encoder state dict (see the module docstring)."""
 

@@ -41,8 +41,13 @@ class RunPlan:
     feature: str | None = None  # default: neck for pooled and classic heads, grid for grid heads
     settings: TrainSettings = TrainSettings()
 
-    def resolved(self) -> RunPlan:
-        kind = get_head(self.head).kind
+    def resolved(self, task: str = "classification") -> RunPlan:
+        kind = get_head(self.head, task).kind
+        if task == "segmentation":
+            feature = "grid" if kind == "decoder" else "images"
+            if self.feature not in (None, feature):
+                raise UsageError(f"segmentation head '{self.head}' trains on the {feature}; drop --feature")
+            return replace(self, feature=feature)
         feature = self.feature or ("grid" if kind == "grid" else "neck")
         if kind == "grid" and feature != "grid":
             raise UsageError(f"head '{self.head}' trains on the grid map; drop --feature or use a pooled head")

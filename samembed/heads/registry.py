@@ -10,6 +10,13 @@ Three kinds, by what they train on and how:
 - ``classic`` heads (``logreg``, ``knn``): a function
   ``fit_predict(x_train (n, D) float32, y_train (n,), x_eval (m, D), *, num_classes, seed) -> (pred (m,), info)``
   that chooses its own hyper-parameter on a held-out part of the training set and says so in ``info``.
+
+Segmentation heads live in their own registry (the same names may mean a classifier and a decoder):
+
+- ``decoder`` (``sam-conv``, ``sam-vit``): a factory ``(in_shape (C, G, G), checkpoint: Path | None) -> nn.Module``
+  mapping the cached map (B, C, G, G) to mask logits (B, 1, 4G, 4G).
+- ``raw`` (``unet``): a factory ``() -> nn.Module`` mapping raw images (B, 3, M, M) uint8 to mask logits
+  (B, 1, M, M); trained from scratch, not from the cache.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from typing import Callable, Literal
 
 from ..registry import Registry
 
-Kind = Literal["pooled", "grid", "classic"]
+Kind = Literal["pooled", "grid", "classic", "decoder", "raw"]
+Task = Literal["classification", "segmentation"]
 
 
 @dataclass(frozen=True)
@@ -31,18 +39,20 @@ class Head:
 
 
 HEADS: Registry[Head] = Registry("head")
+SEGMENTATION_HEADS: Registry[Head] = Registry("segmentation head")
+_REGISTRIES = {"classification": HEADS, "segmentation": SEGMENTATION_HEADS}
 
 
-def register_head(name: str, kind: Kind, summary: str) -> Callable[[Callable], Callable]:
+def register_head(name: str, kind: Kind, summary: str, task: Task = "classification") -> Callable[[Callable], Callable]:
     def decorate(factory: Callable) -> Callable:
-        HEADS.register(name)(Head(name, kind, factory, summary))
+        _REGISTRIES[task].register(name)(Head(name, kind, factory, summary))
         return factory
 
     return decorate
 
 
-def get_head(name: str) -> Head:
-    return HEADS.get(name)
+def get_head(name: str, task: Task = "classification") -> Head:
+    return _REGISTRIES[task].get(name)
 
 
 available_heads = HEADS.names

@@ -12,7 +12,10 @@ from .. import __version__
 from ..atomic import write_whole
 from ..errors import UsageError
 from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore
-from .markdown import report_markdown
+from ..datasets import load_dataset, read_rgb
+from ..segmentation.geometry import read_mask
+from .markdown import report_markdown, summary_markdown
+from .segmentation import seg_per_image_table, seg_runs_table, seg_summary_markdown, seg_summary_table
 from .tables import confusion_table, per_class_table, runs_table, summary_table, summed_confusion
 
 DEFAULT_REPORT_DIR = DEFAULT_RUNS_DIR / "report"
@@ -37,7 +40,8 @@ def write_report(
     """Write the report of the runs in ``runs_dir`` (filtered by ``dataset``, ``encoder`` (a cache
     group name or its prefix) and ``head``) to ``out`` (default ``<runs_dir>/report``).
     ``run`` (a run id or its prefix) picks the run of the training-curve figure; by default it is
-    the most accurate run with curves of each dataset. ``note`` goes at the top of report.md."""
+    the best run with curves of each dataset. ``note`` goes at the top of report.md.
+    Classification and segmentation runs get their own tables and figures."""
     from . import figures  # matplotlib: loaded only when a report is drawn, not by every command
 
     store = RunsStore(runs_dir)
@@ -46,98 +50,185 @@ def write_report(
         state = "is empty" if store.path.exists() else "does not exist"
         raise UsageError(f"{store.path} {state}: train heads first (`samembed train-head` or `samembed sweep`), "
                          "or point --runs-dir at the folder that holds runs.jsonl")
-    runs = runs_table(records)
-    for column, wanted in (("dataset", dataset), ("encoder", encoder), ("head", head)):
-        runs = _filter(runs, column, wanted)
+    keep = _selected(records, dataset=dataset, encoder=encoder, head=head)
+    records = [r for r in records if r["run_id"] in keep]
     by_id = {r["run_id"]: r for r in records}
+    classification = [r for r in records if r.get("task", "classification") == "classification"]
+    segmentation = [r for r in records if r.get("task") == "segmentation"]
     out = Path(out) if out is not None else Path(runs_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    summary = summary_table(runs)
-    report = Report(out, len(runs), summary)
+    report = Report(out, len(records), pd.DataFrame())
 
     def csv(frame: pd.DataFrame, name: str) -> None:
         report.files.append(write_whole(out / name, lambda tmp: frame.to_csv(tmp, index=False)))
 
-    csv(runs, "runs.csv")
-    csv(summary, "summary.csv")
-    csv(per_class_table(summary, by_id), "per_class.csv")
-    csv(confusion_table(runs, by_id), "confusion.csv")
-
-    sections = []
-    chosen = _pick_run(runs, run, by_id)
-    for name, rows in summary.groupby("dataset", sort=True):
-        captions = []  # (caption, file name) of each figure, in report.md order
-        for kind, x, stem, what in (("val", "train_fraction", "split_sweep", "against the training fraction"),
-                                    ("shots", "split_value", "few_shot", "against training images per class")):
-            part = rows[rows["split_kind"] == kind]
-            if len(part):
-                path = figures.plot_split_sweep(part, out / f"{stem}_{name}.png", f"{name}: {what}", x=x)
-                report.files.append(path)
-                captions.append((f"Accuracy and macro F1 {what}", path.name))
-
-        best = rows.sort_values(["accuracy_mean", "macro_f1_mean"], ascending=False, kind="stable").iloc[0]
-        matrix, classes = summed_confusion(best["run_ids"].split(), by_id)
-        what = (f"{best['encoder']} · {best['head']} ({best['feature']}), split {best['split']}, "
-                f"summed over {best['n_seeds']} seed(s)")
-        path = figures.plot_confusion(matrix, classes, out / f"confusion_{name}.png", f"{name}: {what}")
-        csv(pd.DataFrame(matrix, index=pd.Index(classes, name="true \\ predicted"), columns=classes).reset_index(),
-            f"confusion_{name}.csv")
-        report.files.append(path)
-        captions.append((f"Confusion matrix of the most accurate configuration: {what}", path.name))
-
-        record = chosen.get(name)
-        if record is not None:
-            c = record["config"]
-            what = (f"{record['cache']['group']} · {c['head']} ({c['feature']}), split {c['split']}, seed {c['seed']}, "
-                    f"run {record['run_id']}")
-            path = figures.plot_training_curves(record, out / f"curves_{record['run_id']}.png", f"{name}: {what}")
-            report.files.append(path)
-            picked = "the run asked for" if run else "the most accurate run with curves"
-            captions.append((f"Training curves of {picked}: {what}", path.name))
-        sections.append({"dataset": name, "figures": captions})
+    chosen = _pick_run(records, run, by_id)
+    sections, tables = [], []
+    if classification:
+        runs = runs_table(classification)
+        summary = report.summary = summary_table(runs)
+        csv(runs, "runs.csv")
+        csv(summary, "summary.csv")
+        csv(per_class_table(summary, by_id), "per_class.csv")
+        csv(confusion_table(runs, by_id), "confusion.csv")
+        for name, rows in summary.groupby("dataset", sort=True):
+            captions = _classification_figures(figures, out, name, rows, by_id, csv, report)
+            captions += _curves_figure(figures, out, chosen.get(name), name, run, report)
+            sections.append({"dataset": name, "figures": captions})
+        tables.append(("Summary", SUMMARY_TEXT, summary_markdown(summary)))
+    if segmentation:
+        runs = seg_runs_table(segmentation)
+        summary = seg_summary_table(runs)
+        per_image = seg_per_image_table(runs, by_id)
+        if report.summary.empty:
+            report.summary = summary
+        csv(runs, "segmentation_runs.csv")
+        csv(summary, "segmentation_summary.csv")
+        csv(per_image, "segmentation_per_image.csv")
+        for name, rows in runs.groupby("dataset", sort=True):
+            captions = _segmentation_figures(figures, out, name, rows, per_image, by_id, report)
+            captions += _curves_figure(figures, out, chosen.get(name), name, run, report)
+            sections.append({"dataset": name, "figures": captions})
+        tables.append(("Segmentation summary", SEG_SUMMARY_TEXT, seg_summary_markdown(summary)))
 
     header = {
-        "runs store": str(store.path), "runs": str(len(runs)),
+        "runs store": str(store.path), "runs": str(len(records)),
         "filters": ", ".join(f"{k} = {v}" for k, v in (("dataset", dataset), ("encoder", encoder), ("head", head))
                              if v) or "none",
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"), "samembed": __version__,
     }
-    markdown = report_markdown(summary, sections, header, note)
+    markdown = report_markdown(sections, tables, header, note)
     report.files.append(write_whole(out / "report.md", lambda tmp: tmp.write_text(markdown)))
     return report
 
 
-def _filter(runs: pd.DataFrame, column: str, wanted) -> pd.DataFrame:
-    if not wanted:
-        return runs
-    names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted) if w.strip()]
-    keep = runs[column].isin(names)
-    if column == "encoder":  # a group name's prefix (sam-vit_b) selects all its input sizes
-        keep |= runs[column].map(lambda value: any(value.startswith(n) for n in names))
-    if not keep.any():
-        have = ", ".join(sorted(runs[column].astype(str).unique()))
-        raise UsageError(f"no runs match --{column} {','.join(names)}; the runs store has: {have}")
-    return runs[keep]
+SUMMARY_TEXT = ("Accuracy and macro F1 on the evaluated split, in percent: mean ± sample standard deviation over "
+                "seeds, and the 95 % Student-t confidence interval of the mean (two or more seeds).")
+SEG_SUMMARY_TEXT = ("Road class at the original resolution of each evaluated image, in percent, mean ± sample "
+                    "standard deviation over seeds. 'All pixels' pools the pixels of every evaluated image (micro); "
+                    "'per image, mean' averages each image's own score. The kept epoch is the best on validation.")
 
 
-def _pick_run(runs: pd.DataFrame, run: str | None, by_id: dict[str, dict]) -> dict[str, dict]:
+def _classification_figures(figures, out: Path, name: str, rows: pd.DataFrame, by_id: dict, csv, report) -> list:
+    captions = []  # (caption, file name) of each figure, in report.md order
+    for kind, x, stem, what in (("val", "train_fraction", "split_sweep", "against the training fraction"),
+                                ("shots", "split_value", "few_shot", "against training images per class")):
+        part = rows[rows["split_kind"] == kind]
+        if len(part):
+            path = figures.plot_split_sweep(part, out / f"{stem}_{name}.png", f"{name}: {what}", x=x)
+            report.files.append(path)
+            captions.append((f"Accuracy and macro F1 {what}", path.name))
+    best = rows.sort_values(["accuracy_mean", "macro_f1_mean"], ascending=False, kind="stable").iloc[0]
+    matrix, classes = summed_confusion(best["run_ids"].split(), by_id)
+    what = (f"{best['encoder']} · {best['head']} ({best['feature']}), split {best['split']}, "
+            f"summed over {best['n_seeds']} seed(s)")
+    path = figures.plot_confusion(matrix, classes, out / f"confusion_{name}.png", f"{name}: {what}")
+    csv(pd.DataFrame(matrix, index=pd.Index(classes, name="true \\ predicted"), columns=classes).reset_index(),
+        f"confusion_{name}.csv")
+    report.files.append(path)
+    captions.append((f"Confusion matrix of the most accurate configuration: {what}", path.name))
+    return captions
+
+
+def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per_image: pd.DataFrame,
+                          by_id: dict, report, examples: int = 4) -> list:
+    captions = []
+    path = figures.plot_segmentation_boxplots(per_image[per_image["dataset"] == name],
+                                              out / f"segmentation_boxplots_{name}.png",
+                                              f"{name}: per-image metrics at the original resolution")
+    report.files.append(path)
+    captions.append(("Per-image pixel accuracy, Dice (= road F1) and IoU of each model, every evaluated image "
+                     "of every seed (box: quartiles, line: median, triangle: mean)", path.name))
+    first = runs.sort_values(["model", "seed"], kind="stable").groupby("model", sort=True).head(1)
+    record = by_id[first["run_id"].iloc[0]]
+    image_ids = [row["image_id"] for row in record["metrics"]["per_image"]][:examples]
+    root = Path(record["cache"]["data_root"])
+    predictions = {}
+    for _, row in first.iterrows():
+        predicted = {p["image_id"]: p["prediction"] for p in by_id[row["run_id"]]["metrics"]["per_image"]}
+        if not all(i in predicted for i in image_ids):
+            continue  # evaluated on other images (another split): not comparable side by side
+        predictions[row["model"]] = [_read_prediction(Path(row["predictions_dir"]) / predicted[i]) for i in image_ids]
+    images = [_read_optional(root / i) for i in image_ids]
+    if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()):
+        index = _mask_ids(root, record["cache"]["dataset"])
+        truths = [read_mask(root / index[i]).astype(float) for i in image_ids]
+        path = figures.plot_segmentation_examples([img / 255 for img in images], truths,
+                                                  {m: [p.astype(float) for p in v] for m, v in predictions.items()},
+                                                  [Path(i).name for i in image_ids], out / f"segmentation_examples_{name}.png",
+                                                  f"{name}: evaluated images, ground truth and predictions (first seed)")
+        report.files.append(path)
+        captions.append(("Examples: image, ground truth and each model's prediction (first seed of each)", path.name))
+    return captions
+
+
+def _mask_ids(root: Path, dataset: str) -> dict[str, str]:
+    index = load_dataset(dataset, root)
+    return dict(zip(index.image_ids, index.mask_ids))
+
+
+def _read_prediction(path: Path):
+    return read_mask(path) if path.exists() else None
+
+
+def _read_optional(path: Path):
+    try:
+        return read_rgb(path)
+    except Exception:  # moved or deleted since the run: the figure is left out
+        return None
+
+
+def _curves_figure(figures, out: Path, record: dict | None, name: str, run: str | None, report) -> list:
+    if record is None:
+        return []
+    c = record["config"]
+    what = f"{record['cache']['group']} · {c['head']}, split {c['split']}, seed {c['seed']}, run {record['run_id']}"
+    path = figures.plot_training_curves(record, out / f"curves_{record['run_id']}.png", f"{name}: {what}")
+    report.files.append(path)
+    picked = "the run asked for" if run else "the best run with curves"
+    return [(f"Training curves of {picked}: {what}", path.name)]
+
+
+def _selected(records: list[dict], **filters) -> set[str]:
+    """Run ids of the records that match every filter (a comma-separated list or a list of names;
+    an encoder also matches by prefix, so sam-vit_b selects every input size)."""
+    frame = pd.DataFrame([{"run_id": r["run_id"], "dataset": r["cache"]["dataset"], "encoder": r["cache"]["group"],
+                           "head": r["config"]["head"]} for r in records])
+    for column, wanted in filters.items():
+        if not wanted:
+            continue
+        names = [w.strip() for w in (wanted.split(",") if isinstance(wanted, str) else wanted) if w.strip()]
+        keep = frame[column].isin(names)
+        if column == "encoder":
+            keep |= frame[column].map(lambda value: any(value.startswith(n) for n in names))
+        if not keep.any():
+            have = ", ".join(sorted(frame[column].astype(str).unique()))
+            raise UsageError(f"no runs match --{column} {','.join(names)}; the runs store has: {have}")
+        frame = frame[keep]
+    return set(frame["run_id"])
+
+
+def _pick_run(records: list[dict], run: str | None, by_id: dict[str, dict]) -> dict[str, dict]:
     """The run of each dataset's training-curve figure: ``run`` (id or prefix), or per dataset the
-    most accurate run that has curves."""
-    with_curves = runs[runs["run_id"].map(lambda i: bool(by_id[i].get("curves")))]
+    best run that has curves (accuracy, or micro Dice for segmentation)."""
     if run is not None:
-        matches = runs[runs["run_id"].str.startswith(run)]
+        matches = [r for r in records if r["run_id"].startswith(run)]
         if len(matches) != 1:
-            problem = "matches no run" if matches.empty else f"matches {len(matches)} runs; give more characters"
+            problem = "matches no run" if not matches else f"matches {len(matches)} runs; give more characters"
             raise UsageError(f"--run {run} {problem} (run ids are in runs.csv)")
-        record = by_id[matches["run_id"].iloc[0]]
+        record = matches[0]
         if not record.get("curves"):
             raise UsageError(f"run {record['run_id']} ({record['config']['head']}) has no per-epoch curves; "
-                             "only torch heads (linear, mlp, sam-conv, sam-vit) record them")
+                             "only torch heads (linear, mlp, sam-conv, sam-vit, unet) record them")
         return {record["cache"]["dataset"]: record}
-    chosen = {}
-    for name, rows in with_curves.groupby("dataset"):
-        best = rows.sort_values(["accuracy", "macro_f1"], ascending=False, kind="stable").iloc[0]
-        chosen[name] = by_id[best["run_id"]]
+    chosen: dict[str, dict] = {}
+
+    def score(r: dict) -> tuple:
+        m = r["metrics"]
+        return (m["micro_dice"], m["mean_dice"]) if r.get("task") == "segmentation" else (m["accuracy"], m["macro_f1"])
+
+    for r in records:  # the first of equals wins, as a stable sort would
+        name = r["cache"]["dataset"]
+        if r.get("curves") and (name not in chosen or score(r) > score(chosen[name])):
+            chosen[name] = r
     return chosen
-
-

@@ -64,14 +64,19 @@ def plot_training_curves(record: dict, path: Path, title: str) -> Path:
     """Training and validation loss and accuracy per epoch of one run (``record['curves']``)."""
     curves = record["curves"]
     epochs = curves["epoch"]
+    score = "dice" if "val_dice" in curves else "acc"  # segmentation runs keep Dice, classification accuracy
     fig = Figure(figsize=(11, 4.2), dpi=DPI, layout="constrained")
     loss_ax, acc_ax = fig.subplots(1, 2, sharex=True)
-    for ax, quantity in ((loss_ax, "loss"), (acc_ax, "acc")):
-        scale = 100 if quantity == "acc" else 1
+    for ax, quantity in ((loss_ax, "loss"), (acc_ax, score)):
+        scale = 100 if quantity != "loss" else 1
         ax.plot(epochs, np.asarray(curves[f"train_{quantity}"]) * scale, marker=".", label="training")
         ax.plot(epochs, np.asarray(curves[f"val_{quantity}"]) * scale, marker=".", label="validation")
+        best = record["metrics"].get("best_epoch")
+        if best:
+            ax.axvline(best, color="grey", linestyle=":", linewidth=1, label=f"kept: epoch {best}")
         ax.set_xlabel("epoch")
-        ax.set_ylabel("cross-entropy loss" if quantity == "loss" else "accuracy (%)")
+        ax.set_ylabel({"loss": "binary cross-entropy + Dice loss" if score == "dice" else "cross-entropy loss",
+                       "acc": "accuracy (%)", "dice": "Dice on the mask grid (%)"}[quantity])
         ax.grid(alpha=0.3)
         ax.legend(fontsize=9)
     fig.suptitle(title)
@@ -105,3 +110,42 @@ def plot_confusion(matrix: np.ndarray, class_names: list[str], path: Path, title
 
 def _save(fig: Figure, path: Path) -> Path:
     return write_whole(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def plot_segmentation_boxplots(per_image: pd.DataFrame, path: Path, title: str) -> Path:
+    """Box plots of per-image pixel accuracy, Dice (= road F1) and IoU, one box per model
+    (every evaluated image of every seed)."""
+    models = sorted(per_image["model"].unique())
+    fig = Figure(figsize=(max(9, 3.2 * len(models)), 4.6), dpi=DPI, layout="constrained")
+    axes = fig.subplots(1, 3)
+    for ax, (metric, name) in zip(axes, (("pixel_accuracy", "pixel accuracy"), ("dice", "Dice = road F1"),
+                                         ("iou", "IoU"))):
+        data = [per_image.loc[per_image["model"] == m, metric].to_numpy(float) * 100 for m in models]
+        ax.boxplot(data, showmeans=True)
+        ax.set_xticks(range(1, len(models) + 1), models, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel(f"{name} per image (%)")
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_segmentation_examples(images: list[np.ndarray], truths: list[np.ndarray],
+                               predictions: dict[str, list[np.ndarray]], names: list[str], path: Path,
+                               title: str) -> Path:
+    """A grid: one row per image (RGB, ground truth, each model's prediction)."""
+    columns = ["image", "ground truth", *predictions]
+    fig = Figure(figsize=(2.6 * len(columns), 2.6 * len(images) + 0.6), dpi=DPI, layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(images), len(columns)))
+    for r in range(len(images)):
+        panels = [images[r], truths[r], *[predictions[m][r] for m in predictions]]
+        for c, panel in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1 if panel.ndim == 2 else None,
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(columns[c], fontsize=8)
+        axes[r, 0].set_ylabel(names[r], fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

@@ -32,21 +32,21 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(summary: pd.DataFrame, sections: list[dict], header: dict[str, str], note: str | None) -> str:
+def report_markdown(sections: list[dict], tables: list[tuple[str, str, str]], header: dict[str, str],
+                    note: str | None) -> str:
     """The page: ``header`` facts, the optional ``note``, per dataset its figures (``sections``:
-    ``{"dataset", "figures": [(caption, file name)]}``), then the summary table."""
+    ``{"dataset", "figures": [(caption, file name)]}``), then the ``tables`` (title, text, Markdown)."""
     parts = ["# samembed report", ""]
     if note:
         parts += [f"> **Note.** {note}", ""]
     parts += [f"- {key}: {value}" for key, value in header.items()]
-    parts += ["", "Tables: `runs.csv` (one row per run), `summary.csv` (per configuration over seeds), "
-              "`per_class.csv`, `confusion.csv` (every run's confusion matrix, long form). "
-              "Columns are described in samembed's docs/report.md.", ""]
+    parts += ["", "Tables: `runs.csv`, `summary.csv`, `per_class.csv`, `confusion.csv` (classification), "
+              "`segmentation_runs.csv`, `segmentation_summary.csv`, `segmentation_per_image.csv` (segmentation), "
+              "as far as the runs include each task. Columns are described in samembed's docs/report.md.", ""]
     for section in sections:
         parts += [f"## {section['dataset']}", ""]
         for caption, name in section["figures"]:
             parts += [f"**{caption}.**", "", f"![{caption}]({name})", ""]
-    parts += ["## Summary", "", "Accuracy and macro F1 on the evaluated split, in percent: mean ± sample standard "
-              "deviation over seeds, and the 95 % Student-t confidence interval of the mean (two or more seeds).",
-              "", summary_markdown(summary), ""]
+    for title, text, table in tables:
+        parts += [f"## {title}", "", text, "", table, ""]
     return "\n".join(parts)

@@ -1,0 +1,84 @@
+"""The report's segmentation tables, from run records with ``task == "segmentation"``
+(columns in docs/report.md)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from ..hashing import short_hash
+from ..segmentation.metrics import METRIC_NAMES
+from .tables import confidence_interval
+
+SEG_KEYS = ["dataset", "model", "encoder", "head", "split", "evaluated_on", "cache_id"]
+
+
+def model_label(record: dict) -> str:
+    """``<cache group> · <head>`` for decoders, ``<head> (from scratch)`` for raw-image baselines."""
+    head = record["config"]["head"]
+    return f"{record['cache']['group']} · {head}" if record["config"].get("uses_encoder", True) else f"{head} (from scratch)"
+
+
+def seg_runs_table(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        m, s = r["metrics"], r["split"]
+        row = {"run_id": r["run_id"], "created": r.get("created", ""), "dataset": r["cache"]["dataset"],
+               "model": model_label(r), "encoder": r["cache"]["group"], "head": r["config"]["head"],
+               "cache_id": short_hash(r["cache"]["signature"]), "split": s["name"], "seed": r["config"]["seed"],
+               "n_train": s["n_train"], "n_val": s["n_val"], "n_test": s["n_test"], "evaluated_on": m["evaluated_on"],
+               "best_epoch": m["best_epoch"], "mask_size": r["config"].get("mask_size")}
+        row.update({f"micro_{k}": m[f"micro_{k}"] for k in METRIC_NAMES})
+        row.update({f"mean_{k}": m[f"mean_{k}"] for k in METRIC_NAMES})
+        row.update({"seconds": r.get("seconds", math.nan), "seconds_per_epoch": r.get("seconds_per_epoch", math.nan),
+                    "epochs": (r["config"].get("settings") or {}).get("epochs"), "selection": m["selection"],
+                    "predictions_dir": r.get("predictions_dir", ""), "indices_hash": s["indices_hash"]})
+        rows.append(row)
+    return pd.DataFrame(rows).sort_values(["dataset", "model", "split", "seed"], kind="stable", ignore_index=True)
+
+
+def seg_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per :data:`SEG_KEYS`: ``n_seeds``, and for every ``micro_*`` and ``mean_*`` metric its mean,
+    sample std and 95 % confidence interval over seeds; mean seconds per epoch."""
+    rows = []
+    metrics = [f"{p}_{k}" for p in ("micro", "mean") for k in METRIC_NAMES]
+    for key, group in runs.groupby(SEG_KEYS, sort=True, dropna=False):
+        row = dict(zip(SEG_KEYS, key))
+        row["n_seeds"] = int(group["seed"].nunique())
+        for metric in metrics:
+            values = group[metric].to_numpy(float)
+            row[f"{metric}_mean"] = float(values.mean())
+            row[f"{metric}_std"] = float(values.std(ddof=1)) if values.size > 1 else math.nan
+            row[f"{metric}_ci95_low"], row[f"{metric}_ci95_high"] = confidence_interval(values)
+        row["seconds_per_epoch_mean"] = float(group["seconds_per_epoch"].mean())
+        row["run_ids"] = " ".join(group["run_id"])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def seg_per_image_table(runs: pd.DataFrame, records_by_id: dict[str, dict]) -> pd.DataFrame:
+    """One row per (run, evaluated image): pixel counts and the image's own metrics."""
+    rows = []
+    for _, run in runs.iterrows():
+        for image in records_by_id[run["run_id"]]["metrics"]["per_image"]:
+            rows.append({"run_id": run["run_id"], "dataset": run["dataset"], "model": run["model"],
+                         "split": run["split"], "seed": run["seed"], "image_id": image["image_id"],
+                         "prediction": image["prediction"], **{k: image[k] for k in ("tp", "fp", "fn", "tn")},
+                         **{k: image[k] for k in METRIC_NAMES}})
+    return pd.DataFrame(rows)
+
+
+def seg_summary_markdown(summary: pd.DataFrame) -> str:
+    head = ["dataset", "model", "split", "evaluated on", "seeds", "Dice (= F1) all pixels %", "IoU all pixels %",
+            "pixel accuracy %", "Dice per image, mean %", "s/epoch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    pct = lambda row, m: (f"{100 * row[m + '_mean']:.2f}" +  # noqa: E731
+                          ("" if np.isnan(row[m + "_std"]) else f" ± {100 * row[m + '_std']:.2f}"))
+    for _, row in summary.iterrows():
+        cells = [row["dataset"], row["model"], row["split"], row["evaluated_on"], str(row["n_seeds"]),
+                 pct(row, "micro_dice"), pct(row, "micro_iou"), pct(row, "micro_pixel_accuracy"),
+                 pct(row, "mean_dice"), f"{row['seconds_per_epoch_mean']:.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Binary segmentation from the cache: mask geometry, metrics, decoders' training and the runs."""

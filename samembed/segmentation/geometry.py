@@ -1,0 +1,76 @@
+"""Where a mask's pixels go: the original image, SAM's resized-and-padded input square, and the
+decoders' output grid.
+
+An (H, W) image becomes an (h, w) image with its longest side ``img_size`` (SAM's
+``ResizeLongestSide``), placed in the top-left corner of an ``img_size`` square. Decoders predict
+on an ``out_size`` square over the same canvas (SAM's 256 x 256 low-resolution masks at 1024).
+Masks are resized with nearest-exact sampling, so for images no larger than ``img_size``
+original -> canvas -> original gives back every pixel exactly. Predictions (probabilities) go back
+bilinearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from ..errors import CorruptImageError
+
+
+def input_shape(orig_hw: tuple[int, int], img_size: int) -> tuple[int, int]:
+    """(h, w) of an (H, W) image resized so that its longest side is ``img_size``."""
+    return ResizeLongestSide.get_preprocess_shape(int(orig_hw[0]), int(orig_hw[1]), img_size)
+
+
+def read_mask(path) -> np.ndarray:
+    """(H, W) bool road mask from an image file: a pixel is foreground where any channel is above
+    127 (masks stored as one channel, three channels or a palette all work)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            array = np.asarray(img.convert("RGB") if img.mode not in ("L", "1") else img.convert("L"))
+    except (OSError, ValueError, SyntaxError) as err:
+        raise CorruptImageError(f"cannot decode mask {path} ({err}); replace the file") from None
+    return (array > 127).any(axis=-1) if array.ndim == 3 else array > 127
+
+
+def mask_to_canvas(mask: np.ndarray, img_size: int) -> torch.Tensor:
+    """(H, W) bool -> (img_size, img_size) bool: resized like the image, zero padding."""
+    h, w = input_shape(mask.shape, img_size)
+    resized = F.interpolate(torch.from_numpy(np.ascontiguousarray(mask))[None, None].float(), size=(h, w),
+                            mode="nearest-exact")[0, 0]
+    canvas = torch.zeros(img_size, img_size)
+    canvas[:h, :w] = resized
+    return canvas > 0.5
+
+
+def mask_targets(mask: np.ndarray, img_size: int, out_size: int) -> torch.Tensor:
+    """(H, W) bool -> (out_size, out_size) uint8 training target: the share of foreground pixels
+    of the canvas in each output cell, times 255 (soft at edges; padding is 0)."""
+    canvas = mask_to_canvas(mask, img_size).float()[None, None]
+    share = F.adaptive_avg_pool2d(canvas, out_size)[0, 0]
+    return (share * 255).round().to(torch.uint8)
+
+
+def valid_cells(orig_hw: tuple[int, int], img_size: int, out_size: int) -> tuple[int, int]:
+    """Rows and columns of the ``out_size`` grid that cover some of the image (not only padding)."""
+    h, w = input_shape(orig_hw, img_size)
+    scale = img_size / out_size
+    return int(np.ceil(h / scale)), int(np.ceil(w / scale))
+
+
+def canvas_to_original(x: torch.Tensor, orig_hw: tuple[int, int], img_size: int, mode: str = "bilinear") -> torch.Tensor:
+    """(..., S, S) values on the canvas grid (any S; S = img_size is the input square) -> (..., H, W)
+    at the original resolution: the image's part of the square, resized back. ``mode`` is
+    ``nearest-exact`` for masks, ``bilinear`` for probabilities or logits."""
+    size = x.shape[-1]
+    h, w = input_shape(orig_hw, img_size)
+    lead = x.shape[:-2]
+    x = x.reshape(1, -1, size, size).float()
+    if size != img_size:
+        x = F.interpolate(x, size=(img_size, img_size), mode=mode)
+    x = x[..., :h, :w]
+    x = F.interpolate(x, size=(int(orig_hw[0]), int(orig_hw[1])), mode=mode)
+    return x.reshape(*lead, int(orig_hw[0]), int(orig_hw[1]))
