@@ -16,6 +16,10 @@ from .app import app, friendly_errors
 
 def _summary(record: dict) -> str:
     m, c = record["metrics"], record["config"]
+    if record.get("task") == "segmentation":
+        return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: {m['evaluated_on']} road Dice "
+                f"{m['micro_dice']:.4f} (all pixels), {m['mean_dice']:.4f} (mean per image), IoU {m['micro_iou']:.4f}, "
+                f"epoch {m['best_epoch']} kept")
     return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: "
             f"{m['evaluated_on']} accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
 
@@ -25,8 +29,8 @@ def _summary(record: dict) -> str:
 def train_head_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
-    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg or knn."),
-    split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists)."),
+    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg or knn; on a segmentation cache (road) sam-conv, sam-vit or unet."),
+    split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists; road's own split, its default)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
@@ -36,8 +40,9 @@ def train_head_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (with --split standard)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (--split standard), or a segmentation dataset if not where extraction found it."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the standard split files if missing."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="SAM checkpoint for the sam-vit decoder, if not where extraction found it."),
 ):
     """Train one head on cached embeddings and record the run.
 
@@ -45,7 +50,7 @@ def train_head_command(
     """
     record = train_head(dataset, encoder=encoder, head=head, split=split, shots=shots, seed=seed, feature=feature,
                         epochs=epochs, lr=lr, batch_size=batch_size, device=device, cache_dir=cache_dir,
-                        runs_dir=runs_dir, data_dir=data_dir, download=download)
+                        runs_dir=runs_dir, data_dir=data_dir, download=download, checkpoint=checkpoint)
     typer.echo(_summary(record))
     typer.echo(f"run {record['run_id']} recorded in {Path(runs_dir) / 'runs.jsonl'}")
 
@@ -63,7 +68,7 @@ def sweep_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
     heads: str = typer.Option("linear", "--heads", help="Comma-separated heads."),
-    splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions."),
+    splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions (or 'standard')."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
@@ -71,6 +76,8 @@ def sweep_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder, if not where extraction found it (segmentation reads masks and images)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="SAM checkpoint for the sam-vit decoder, if not where extraction found it."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Train heads x splits x seeds from the cache in one process; finished runs are skipped.
@@ -79,7 +86,8 @@ def sweep_command(
     """
     records = sweep(dataset, encoder=encoder, heads=_list(heads, str, "--heads"), splits=_list(splits, str, "--splits"),
                     shots=_list(shots, int, "--shots") if shots else None, seeds=seeds, feature=feature, epochs=epochs,
-                    device=device, cache_dir=cache_dir, runs_dir=runs_dir, progress=not quiet)
+                    device=device, cache_dir=cache_dir, runs_dir=runs_dir, data_dir=data_dir, checkpoint=checkpoint,
+                    progress=not quiet)
     for record in records:
         typer.echo(_summary(record))
     typer.echo(f"{len(records)} new runs recorded in {Path(runs_dir) / 'runs.jsonl'}")

@@ -107,18 +107,26 @@ def _torch_load(path: Path, mmap: bool):
         ) from None
 
 
+def _prefixes_of(path: Path, anchor: str, mmap: bool) -> tuple[dict, list[str]]:
+    """The checkpoint's state dict (unwrapped from ``model`` or ``state_dict``) and the key
+    prefixes under which ``anchor`` occurs (``image_encoder.``, ``module.image_encoder.``, ...)."""
+    obj = _torch_load(path, mmap)
+    for nested in ("model", "state_dict"):
+        if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
+            obj = obj[nested]
+    if not isinstance(obj, dict):
+        return {}, []
+    return obj, [k[: -len(anchor)] for k in obj if isinstance(k, str) and k.endswith(anchor)]
+
+
 def load_encoder_state_dict(path: Path, mmap: bool = True) -> dict[str, torch.Tensor]:
     """The image encoder's tensors, keys relative to the encoder (``patch_embed.proj.weight``, ...).
 
     Accepts a full SAM state dict (``image_encoder.*`` keys), one nested under ``model`` or
     ``state_dict``, one with an extra prefix (``module.``), or an encoder-only state dict. With
     ``mmap`` the tensors are not read until used, so inferring the architecture is cheap."""
-    obj = _torch_load(path, mmap)
-    for nested in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
-            obj = obj[nested]
+    obj, prefixes = _prefixes_of(path, "patch_embed.proj.weight", mmap)
     anchor = "patch_embed.proj.weight"
-    prefixes = [k[: -len(anchor)] for k in obj if isinstance(k, str) and k.endswith(anchor)] if isinstance(obj, dict) else []
     if not prefixes:
         raise CheckpointError(
             f"{path} is not a SAM checkpoint (no image_encoder.{anchor} tensor); pass a checkpoint in the "
@@ -131,12 +139,8 @@ def load_encoder_state_dict(path: Path, mmap: bool = True) -> dict[str, torch.Te
 def load_prompt_and_mask_decoder(path: Path) -> dict[str, torch.Tensor]:
     """The ``prompt_encoder.*`` and ``mask_decoder.*`` tensors of a full SAM checkpoint (keys kept,
     any outer prefix such as ``module.`` removed)."""
-    obj = _torch_load(path, mmap=True)
-    for nested in ("model", "state_dict"):
-        if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
-            obj = obj[nested]
     anchor = "mask_decoder.iou_token.weight"
-    prefixes = [k[: -len(anchor)] for k in obj if isinstance(k, str) and k.endswith(anchor)] if isinstance(obj, dict) else []
+    obj, prefixes = _prefixes_of(path, anchor, mmap=True)
     if not prefixes:
         raise CheckpointError(f"{path} has no SAM mask decoder (no {anchor} tensor); the sam-vit decoder needs a "
                               "full SAM checkpoint, as the official files are")
