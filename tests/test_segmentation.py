@@ -204,8 +204,11 @@ def test_seg_folder_with_a_validation_fraction_says_what_was_selected(tmp_path):
 
 
 def test_road_from_the_cli(tmp_path):
-    data = make_synthetic_roads(tmp_path / "data", counts=(6, 2, 2), size=48)
     runner = CliRunner()
+    data = tmp_path / "data"
+    made = runner.invoke(app, ["synthetic", str(data), "--layout", "road", "--images-per-class", "6", "--size", "48"])
+    assert made.exit_code == 0, made.output
+    assert len(load_dataset("road", data)) == 6 + 1 + 1
     assert runner.invoke(app, ["tiny-checkpoint", str(tmp_path / "t.pth")]).exit_code == 0
     common = ["--cache-dir", str(tmp_path / "cache")]
     result = runner.invoke(app, ["extract", "road", "--data-dir", str(data), "--checkpoint", str(tmp_path / "t.pth"),
@@ -220,3 +223,24 @@ def test_road_from_the_cli(tmp_path):
     missing = runner.invoke(app, ["extract", "road", "--data-dir", str(tmp_path / "nowhere"), *common])
     assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1
     assert "kaggle.com" in missing.output
+
+
+def test_a_report_of_both_tasks_has_both_sets_of_tables(road_runs, tmp_path):
+    import shutil
+
+    from samembed.cache.synthetic import write_embedding_cache
+
+    tmp, _ = road_runs
+    (tmp_path / "runs").mkdir()
+    shutil.copy(tmp / "runs" / "runs.jsonl", tmp_path / "runs" / "runs.jsonl")
+    write_embedding_cache(tmp_path / "cache")
+    samembed.train_head("eurosat", head="linear", split=0.2, epochs=2, cache_dir=tmp_path / "cache",
+                        runs_dir=tmp_path / "runs", device="cpu")
+    report = write_report(tmp_path / "runs")
+    names = {p.name for p in report.files}
+    assert {"runs.csv", "summary.csv", "segmentation_summary.csv", "split_sweep_eurosat.png",
+            "segmentation_boxplots_road.png"} <= names
+    assert len(pd.read_csv(report.out / "runs.csv")) == 1
+    assert len(pd.read_csv(report.out / "segmentation_runs.csv")) == 3
+    only_unet = write_report(tmp_path / "runs", tmp_path / "u", head="unet")
+    assert "runs.csv" not in {p.name for p in only_unet.files} and only_unet.runs == 1

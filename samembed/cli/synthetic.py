@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from ..datasets import make_synthetic_dataset
+from ..datasets import make_synthetic_dataset, make_synthetic_roads
 from ..encoders import write_tiny_checkpoint
 from .app import app, friendly_errors
 
@@ -16,8 +16,8 @@ from .app import app, friendly_errors
 @friendly_errors
 def synthetic_command(
     out_dir: Path = typer.Argument(..., help="Folder to write (pass it to extract as --data-dir)."),
-    layout: str = typer.Option("2750", "--layout", help="2750 or EuroSAT_RGB (EuroSAT's layouts), or folder."),
-    images_per_class: int = typer.Option(8, "--images-per-class", help="Images per class."),
+    layout: str = typer.Option("2750", "--layout", help="2750 or EuroSAT_RGB (EuroSAT's layouts), folder; road or seg-folder for segmentation."),
+    images_per_class: int = typer.Option(8, "--images-per-class", help="Images per class (road layouts: training images)."),
     size: int = typer.Option(64, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ):
@@ -25,7 +25,11 @@ def synthetic_command(
 
     Example: samembed synthetic data/synthetic && samembed extract eurosat --data-dir data/synthetic ...
     """
-    path = make_synthetic_dataset(out_dir, layout=layout, images_per_class=images_per_class, size=size, seed=seed)
+    if layout in ("road", "seg-folder"):  # images_per_class: training images; a quarter each for val and test
+        counts = (images_per_class, max(1, images_per_class // 4), max(1, images_per_class // 4))
+        path = make_synthetic_roads(out_dir, layout=layout, counts=counts, size=size, seed=seed)
+    else:
+        path = make_synthetic_dataset(out_dir, layout=layout, images_per_class=images_per_class, size=size, seed=seed)
     typer.echo(f"wrote a synthetic dataset to {path} (its images are generated: results on it mean nothing)")
 
 
