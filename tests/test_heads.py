@@ -116,7 +116,7 @@ def test_few_shot_training(embedding_cache, tmp_path):
 @pytest.mark.parametrize(
     "kwargs, error, match",
     [
-        (dict(head="resnet"), UsageError, "unknown head 'resnet'; choose one of: knn, linear"),
+        (dict(head="resnet"), UsageError, "unknown head 'resnet'; choose one of: cnn, knn, linear"),
         (dict(head="linear", feature="grid"), UsageError, "--feature must be one of neck, trunk"),
         (dict(head="sam-conv", feature="neck"), UsageError, "trains on the grid map"),
         (dict(head="linear", split=1.5), UsageError, "strictly between 0 and 1"),

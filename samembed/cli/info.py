@@ -25,9 +25,11 @@ def describe_cache(cache_dir: Path) -> str:
         lines.append(f"{g.store.name}/{g.name}  [{state}]")
         lines.append(f"  dataset {sig['dataset']}: {g.num_images} images, {len(g.class_names)} classes, "
                      f"{len(g.attrs.get('skipped', []))} skipped")
-        lines.append(f"  encoder {sig['encoder']['encoder']} {sig['encoder'].get('variant', '')} "
-                     f"sha256 {sig['encoder'].get('checkpoint_sha256', '')[:12]}  input {sig['encoder']['img_size']}  "
-                     f"grid {sig['grid']}  compute {sig['compute_dtype']}")
+        enc = sig["encoder"]
+        weights = f"sha256 {enc['checkpoint_sha256'][:12]}" if enc.get("checkpoint_sha256") else enc.get("weights", "")
+        lines.append(f"  encoder {enc['encoder']} {enc.get('variant', '')}  {weights}  input {enc['img_size']}  "
+                     f"grid {sig['grid']}  compute {sig['compute_dtype']}"
+                     + (f"  task {sig['task']} (masks {sig['mask_size']}x{sig['mask_size']})" if sig.get("task") else ""))
         arrays = ", ".join(f"{n} {tuple(a.shape)} {a.dtype}" for n, a in sorted(g.arrays.items()))
         lines.append(f"  arrays: {arrays}")
         lines.append(f"  on disk: {mib:.1f} MiB ({mib * 2**20 / max(1, g.num_images) / 1024:.1f} KiB per image)")

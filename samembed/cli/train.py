@@ -29,7 +29,7 @@ def _summary(record: dict) -> str:
 def train_head_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
-    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg or knn; on a segmentation cache (road) sam-conv, sam-vit or unet."),
+    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg, knn, or cnn and resnet18 (from scratch on the raw images); on a segmentation cache (road) sam-conv, sam-vit or unet."),
     split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists; road's own split, its default)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),

@@ -1,6 +1,6 @@
 """Frozen encoders: each module registers a factory that resolves an :class:`EncoderSpec`."""
 
-from . import sam  # noqa: F401  (registration)
+from . import dinov2, sam, vgg  # noqa: F401  (registration)
 from .base import EncoderSpec, available_encoders, create_encoder, register_encoder
 from .sam_checkpoint import SamArch, infer_arch, load_encoder_state_dict
 from .tiny import build_sam, write_tiny_checkpoint

@@ -67,3 +67,31 @@ class GridSource:
         idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
         if len(idx):
             yield idx, x
+
+
+class ArraySource:
+    """Rows of an in-memory (N, ...) array in batches, with :class:`GridSource`'s interface."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+
+    def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = rng.permutation(indices) if rng is not None else indices
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            yield idx, self.data[idx]
+
+
+def load_raw_images(index, usable: np.ndarray, size: int, progress: bool = False) -> np.ndarray:
+    """(N, 3, size, size) uint8: every usable image of ``index`` resized (longest side ``size``)
+    and padded like SAM's input, for the baselines trained from scratch; unusable rows are 0."""
+    from tqdm.auto import tqdm
+
+    from ..datasets import read_rgb
+    from ..encoders.sam import SamPreprocess
+
+    preprocess = SamPreprocess(size)
+    out = np.zeros((len(index), 3, size, size), np.uint8)
+    for i in tqdm(np.flatnonzero(usable), desc="reading images", unit="img", disable=not progress, dynamic_ncols=True):
+        out[i] = preprocess(read_rgb(index.path(i)))[0].numpy()
+    return out

@@ -18,10 +18,12 @@ import torch
 from ..cache import open_cache
 from ..cache.signature import package_versions
 from ..devices import resolve_device
-from ..errors import CacheError, UsageError
+from ..datasets import load_dataset
+from ..errors import CacheError, DataNotFoundError, UsageError
+from ..heads.scratch import RAW_INPUT_SIZE
 from ..hashing import short_hash
 from ..heads import get_head
-from .features import GridSource
+from .features import ArraySource, GridSource, load_raw_images
 from .metrics import classification_metrics
 from .records import RunsStore
 from .splits import Split, few_shot_split, file_list_split, stratified_split
@@ -41,18 +43,20 @@ class RunPlan:
     feature: str | None = None  # default: neck for pooled and classic heads, grid for grid heads
     settings: TrainSettings = TrainSettings()
 
-    def resolved(self, task: str = "classification") -> RunPlan:
+    def resolved(self, task: str = "classification", pooled: tuple[str, ...] = POOLED_FEATURES) -> RunPlan:
+        """The plan with its feature filled in: the first of ``pooled`` (the cache group's pooled
+        arrays) for pooled and classic heads, ``grid`` for heads on the map, ``images`` for heads
+        trained from scratch on the raw images."""
         kind = get_head(self.head, task).kind
-        if task == "segmentation":
-            feature = "grid" if kind == "decoder" else "images"
-            if self.feature not in (None, feature):
-                raise UsageError(f"segmentation head '{self.head}' trains on the {feature}; drop --feature")
-            return replace(self, feature=feature)
-        feature = self.feature or ("grid" if kind == "grid" else "neck")
-        if kind == "grid" and feature != "grid":
-            raise UsageError(f"head '{self.head}' trains on the grid map; drop --feature or use a pooled head")
-        if kind != "grid" and feature not in POOLED_FEATURES:
-            raise UsageError(f"--feature must be one of {', '.join(POOLED_FEATURES)} for head '{self.head}', not '{feature}'")
+        fixed = {"grid": "grid", "decoder": "grid", "raw": "images", "scratch": "images"}.get(kind)
+        if fixed:
+            if self.feature not in (None, fixed):
+                what = "the grid map; drop --feature or use a pooled head" if fixed == "grid" else "the raw images; drop --feature"
+                raise UsageError(f"head '{self.head}' trains on {what}")
+            return replace(self, feature=fixed)
+        feature = self.feature or pooled[0]
+        if feature not in pooled:
+            raise UsageError(f"--feature must be one of {', '.join(pooled)} for head '{self.head}', not '{feature}'")
         return replace(self, feature=feature, settings=self.settings if kind != "classic" else None)
 
 
@@ -96,6 +100,7 @@ class Experiment:
         self.class_names = self.group.class_names
         self._pooled: dict[str, torch.Tensor] = {}
         self._grid: GridSource | None = None
+        self._raw: ArraySource | None = None
         self._splits: dict[tuple[str, int], Split] = {}
 
     # -- data, loaded once --------------------------------------------------------------------
@@ -109,6 +114,18 @@ class Experiment:
         if self._grid is None:
             self._grid = GridSource(self.group.group["grid"], budget=self.memory_budget)
         return self._grid
+
+    def raw_images(self) -> ArraySource:
+        """The dataset's images (resized and padded to 64 x 64) for the baselines trained from
+        scratch, read once from where the extraction found them (or ``data_dir``)."""
+        if self._raw is None:
+            root = Path(self.data_dir) if self.data_dir is not None else Path(self.group.attrs.get("data_root", ""))
+            index = load_dataset(self.group.dataset, root, self.download)
+            if index.fingerprint() != self.group.signature["dataset_fingerprint"]:
+                raise DataNotFoundError(f"the files in {root} are not the ones {self.group.store}/{self.group.name} "
+                                        "was extracted from; pass --data-dir to the same dataset")
+            self._raw = ArraySource(load_raw_images(index, self.usable, RAW_INPUT_SIZE, progress=True))
+        return self._raw
 
     def split(self, name: str, seed: int) -> Split:
         key = (name, seed if name != "standard" else 0)
@@ -129,12 +146,15 @@ class Experiment:
 
     # -- running ------------------------------------------------------------------------------
 
+    def resolve(self, plan: RunPlan) -> RunPlan:
+        return plan.resolved("classification", tuple(self.group.attrs.get("pooled", POOLED_FEATURES)))
+
     def run_id(self, plan: RunPlan) -> str:
-        return short_hash({"cache": short_hash(self.group.signature), "group": self.group.name, **_plan_dict(plan)})
+        return run_id_of(self.group, plan)
 
     def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
         """Run every plan not yet in the runs store; returns the new records (also appended)."""
-        plans = [p.resolved() for p in plans]
+        plans = [self.resolve(p) for p in plans]
         done = self.store.run_ids()
         todo = [p for p in plans if self.run_id(p) not in done]
         records = []
@@ -155,10 +175,14 @@ class Experiment:
             split = self.split(plan.split, plan.seed)
             data = self._run_data(split, plan.seed)
             t0 = time.perf_counter()
-            if kind == "grid":
+            if kind in ("grid", "scratch"):
                 torch.manual_seed(plan.seed)
-                source = self.grid()
-                model = get_head(plan.head).factory(tuple(source.array.shape[1:]), len(self.class_names))
+                if kind == "grid":
+                    source = self.grid()
+                    model = get_head(plan.head).factory(tuple(source.array.shape[1:]), len(self.class_names))
+                else:
+                    source = self.raw_images()
+                    model = get_head(plan.head).factory(len(self.class_names))
                 result = train_grid(model, source, self.labels, data, plan.settings, self.device)
                 predictions, curves, extra = result.predictions, result.curves, {}
             else:
@@ -191,7 +215,7 @@ class Experiment:
         return {
             "run_id": self.run_id(plan),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": {**_plan_dict(plan), "device": str(self.device)},
+            "config": {**_plan_dict(plan), "device": str(self.device), "uses_encoder": plan.feature != "images"},
             "cache": {"store": str(self.group.store), "group": self.group.name, "dataset": self.group.dataset,
                       "signature": self.group.signature},
             "split": {"name": split.name, "seed": split.seed, "n_train": len(split.train), "n_val": len(split.val),
@@ -202,6 +226,15 @@ class Experiment:
             "seconds": round(seconds, 4),
             "versions": package_versions(),
         }
+
+
+def run_id_of(group, plan: RunPlan) -> str:
+    """A run's id: its plan and what it trained on. Heads on embeddings depend on the cache
+    group's signature; heads trained from scratch on raw images only on the dataset's files, so
+    the same baseline run is found whichever cache group it was started from."""
+    if plan.feature == "images":
+        return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"], **_plan_dict(plan)})
+    return short_hash({"cache": short_hash(group.signature), "group": group.name, **_plan_dict(plan)})
 
 
 def _plan_dict(plan: RunPlan) -> dict:

@@ -18,9 +18,9 @@ from .training import TrainSettings
 
 # Per-kind defaults: pooled heads are cheap and converge slowly without a schedule tail; grid heads
 # cost far more per epoch.
-DEFAULT_EPOCHS = {"pooled": 30, "grid": 15, "decoder": 20, "raw": 40}
-DEFAULT_LR = {"pooled": 1e-3, "grid": 3e-4, "decoder": 3e-4, "raw": 1e-3}
-DEFAULT_BATCH = {"pooled": 256, "grid": 256, "decoder": 8, "raw": 8}
+DEFAULT_EPOCHS = {"pooled": 30, "grid": 15, "scratch": 30, "decoder": 20, "raw": 40}
+DEFAULT_LR = {"pooled": 1e-3, "grid": 3e-4, "scratch": 1e-3, "decoder": 3e-4, "raw": 1e-3}
+DEFAULT_BATCH = {"pooled": 256, "grid": 256, "scratch": 128, "decoder": 8, "raw": 8}
 
 
 def _settings(head: str, epochs: int | None, lr: float | None, batch_size: int | None,
@@ -72,7 +72,7 @@ def sweep(
              for h, s, seed in product(heads, split_names, seed_list)]
     with tqdm(total=len(plans), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
         done = experiment.store.run_ids()
-        todo = [p for p in plans if experiment.run_id(p.resolved(task)) not in done]
+        todo = [p for p in plans if experiment.run_id(experiment.resolve(p)) not in done]
         bar.update(len(plans) - len(todo))
         return experiment.run(todo, on_done=lambda record: bar.update(1))
 
@@ -93,7 +93,7 @@ def train_head(
     experiment = open_experiment(dataset, encoder, runs_dir, device, cache_dir, data_dir, download, checkpoint)
     task = experiment.group.task
     plan = RunPlan(head, split_name, seed, feature, _settings(head, epochs, lr, batch_size, task))
-    run_id = experiment.run_id(plan.resolved(task))
+    run_id = experiment.run_id(experiment.resolve(plan))
     new = experiment.run([plan])
     if new:
         return new[0]

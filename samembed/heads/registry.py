@@ -7,6 +7,8 @@ Three kinds, by what they train on and how:
   first dimension, so a sweep trains many splits and seeds in one vectorised pass.
 - ``grid`` torch heads (``sam-conv``, ``sam-vit``): a factory ``(in_shape (C, G, G), num_classes) -> nn.Module``
   mapping (B, C, G, G) to (B, classes).
+- ``scratch`` classification baselines (``cnn``, ``resnet18``): a factory ``(num_classes) -> nn.Module``
+  mapping raw images (B, 3, 64, 64) (pixel values 0-255) to (B, classes); trained from scratch.
 - ``classic`` heads (``logreg``, ``knn``): a function
   ``fit_predict(x_train (n, D) float32, y_train (n,), x_eval (m, D), *, num_classes, seed) -> (pred (m,), info)``
   that chooses its own hyper-parameter on a held-out part of the training set and says so in ``info``.
@@ -26,7 +28,7 @@ from typing import Callable, Literal
 
 from ..registry import Registry
 
-Kind = Literal["pooled", "grid", "classic", "decoder", "raw"]
+Kind = Literal["pooled", "grid", "classic", "scratch", "decoder", "raw"]
 Task = Literal["classification", "segmentation"]
 
 

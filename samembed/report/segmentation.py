@@ -8,9 +8,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from ..hashing import short_hash
 from ..segmentation.metrics import METRIC_NAMES
-from .tables import confidence_interval
+from .tables import FROM_SCRATCH, cache_id, confidence_interval
 
 SEG_KEYS = ["dataset", "model", "encoder", "head", "split", "evaluated_on", "cache_id"]
 
@@ -26,8 +25,8 @@ def seg_runs_table(records: list[dict]) -> pd.DataFrame:
     for r in records:
         m, s = r["metrics"], r["split"]
         row = {"run_id": r["run_id"], "created": r.get("created", ""), "dataset": r["cache"]["dataset"],
-               "model": model_label(r), "encoder": r["cache"]["group"], "head": r["config"]["head"],
-               "cache_id": short_hash(r["cache"]["signature"]), "split": s["name"], "seed": r["config"]["seed"],
+               "model": model_label(r), "head": r["config"]["head"], "cache_id": cache_id(r),
+               "encoder": r["cache"]["group"] if r["config"].get("uses_encoder", True) else FROM_SCRATCH, "split": s["name"], "seed": r["config"]["seed"],
                "n_train": s["n_train"], "n_val": s["n_val"], "n_test": s["n_test"], "evaluated_on": m["evaluated_on"],
                "best_epoch": m["best_epoch"], "mask_size": r["config"].get("mask_size")}
         row.update({f"micro_{k}": m[f"micro_{k}"] for k in METRIC_NAMES})

@@ -31,13 +31,14 @@ def _run_row(record: dict) -> dict:
     settings = config.get("settings") or {}
     kind, value = split_kind_value(split["name"])
     n_labelled = split["n_train"] + split["n_val"]
+    from_cache = config.get("uses_encoder", True)
     row = {
         "run_id": record["run_id"],
         "created": record.get("created", ""),
         "dataset": cache["dataset"],
-        "encoder": cache["group"],
-        "img_size": encoder_signature.get("img_size"),
-        "cache_id": short_hash(cache["signature"]),
+        "encoder": cache["group"] if from_cache else FROM_SCRATCH,
+        "img_size": encoder_signature.get("img_size") if from_cache else None,
+        "cache_id": cache_id(record),
         "head": config["head"],
         "feature": config["feature"],
         "settings": settings_label(settings),
@@ -63,6 +64,17 @@ def _run_row(record: dict) -> dict:
     for package, version in sorted(record.get("versions", {}).items()):
         row[f"version_{package}"] = version
     return row
+
+
+FROM_SCRATCH = "none (from scratch)"
+
+
+def cache_id(record: dict) -> str:
+    """What the run trained on: a hash of the cache signature, or, for a model trained from
+    scratch on the raw images, ``dataset-`` and the dataset's fingerprint."""
+    if record["config"].get("uses_encoder", True):
+        return short_hash(record["cache"]["signature"])
+    return "dataset-" + record["cache"]["signature"]["dataset_fingerprint"]
 
 
 def split_kind_value(name: str) -> tuple[str, float]:

@@ -20,19 +20,18 @@ from PIL import Image
 from ..atomic import write_whole
 from ..cache import CacheGroup
 from ..cache.signature import package_versions
-from ..datasets import load_dataset, read_rgb
+from ..datasets import load_dataset
 from ..devices import resolve_device
 from ..errors import CacheError, DataNotFoundError, UsageError
-from ..experiments.features import GridSource
+from ..experiments.features import ArraySource, GridSource, load_raw_images
 from ..experiments.records import RunsStore
-from ..experiments.runner import RunPlan, _plan_dict
+from ..experiments.runner import RunPlan, _plan_dict, run_id_of
 from ..experiments.splits import Split, stratified_split
 from ..experiments.training import RunData
-from ..hashing import short_hash
 from ..heads import get_head
 from .geometry import canvas_to_original, read_mask
 from .metrics import pixel_counts, segmentation_metrics
-from .training import ArraySource, MaskData, predict_logits, train_segmenter
+from .training import MaskData, predict_logits, train_segmenter
 
 
 class SegmentationExperiment:
@@ -82,27 +81,19 @@ class SegmentationExperiment:
                 self._grid = GridSource(self.group.group["grid"], budget=self.memory_budget)
             return self._grid
         if self._images is None:
-            self._images = ArraySource(self._raw_images())
+            self._images = ArraySource(load_raw_images(self.index, self.usable, self.masks.targets.shape[-1]))
         return self._images
-
-    def _raw_images(self) -> np.ndarray:
-        """(N, 3, M, M) uint8: every image resized and padded like SAM's input, at the mask grid size."""
-        size = self.masks.targets.shape[-1]
-        from ..encoders.sam import SamPreprocess
-
-        preprocess = SamPreprocess(size)
-        out = np.zeros((len(self.index), 3, size, size), np.uint8)
-        for i in np.flatnonzero(self.usable):
-            out[i] = preprocess(read_rgb(self.index.path(i)))[0].numpy()
-        return out
 
     # -- running -------------------------------------------------------------------------------
 
+    def resolve(self, plan: RunPlan) -> RunPlan:
+        return plan.resolved("segmentation")
+
     def run_id(self, plan: RunPlan) -> str:
-        return short_hash({"cache": short_hash(self.group.signature), "group": self.group.name, **_plan_dict(plan)})
+        return run_id_of(self.group, plan)
 
     def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
-        plans = [p.resolved("segmentation") for p in plans]
+        plans = [self.resolve(p) for p in plans]
         done = self.store.run_ids()
         records = []
         for plan in plans:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,19 +21,6 @@ from torch import nn
 from ..encoders.sam import valid_mask
 from ..experiments.optim import cosine_with_warmup
 from ..experiments.training import RunData, TrainSettings, _autocast
-
-
-class ArraySource:
-    """Rows of an in-memory (N, ...) array in batches, with :class:`GridSource`'s interface."""
-
-    def __init__(self, data: np.ndarray):
-        self.data = data
-
-    def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order = rng.permutation(indices) if rng is not None else indices
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            yield idx, self.data[idx]
 
 
 @dataclass
