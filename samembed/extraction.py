@@ -24,7 +24,8 @@ from .datasets import DatasetIndex, load_dataset
 from .devices import compute_dtype, resolve_device
 from .encoders import EncoderSpec, create_encoder
 from .errors import CacheError, CorruptImageError, UsageError
-from .loader import image_loader
+from .encoders.sam import SamPreprocess
+from .loader import image_loader, resize_on_device
 from .paths import DEFAULT_CACHE_DIR
 
 
@@ -59,6 +60,7 @@ def extract(
     skip_bad: bool = False,
     shard_images: int | None = None,
     progress: bool = True,
+    resize_on_device: bool | None = None,
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
 
@@ -67,7 +69,10 @@ def extract(
     to 16 (or the feature map side, if smaller). ``batch_size``
     defaults to 16 on CUDA and 4 on the CPU, ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU.
     A corrupt image stops the run (:class:`CorruptImageError`) unless ``skip_bad``, which stores
-    zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute."""
+    zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute.
+    ``resize_on_device`` (default: on CUDA) sends the decoded images to the device and resizes
+    them there (torch bilinear) instead of in the loader workers (PIL, SAM's own); the two differ
+    by rounding, so the choice is part of the signature."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
@@ -82,7 +87,11 @@ def extract(
     if batch_size < 1 or workers < 0:
         raise UsageError("--batch-size must be at least 1 and --workers at least 0")
     shard_images = shard_images or default_shard_images(spec.map_channels, grid)
+    on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
+    on_device = on_device and isinstance(spec.preprocessor(), SamPreprocess)  # the resize it replaces
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
+    if on_device:
+        signature["resize"] = "on the device: torch bilinear (antialiased), rounded to 0-255"
     # Where later stages find the files (original masks, raw images) and the weights; not part of
     # the signature, so a moved dataset or checkpoint does not invalidate the cache.
     attrs = {"data_root": str(Path(index.root).resolve())}
@@ -100,13 +109,13 @@ def extract(
         todo = pending_shards(group)
         if todo:
             _encode_pending(group, todo, index, spec, result, device=dev, grid=grid, batch_size=batch_size,
-                            workers=workers, skip_bad=skip_bad, progress=progress)
+                            workers=workers, skip_bad=skip_bad, progress=progress, on_device=on_device)
     return result
 
 
 def _encode_pending(
     group: zarr.Group, todo: list[int], index: DatasetIndex, spec: EncoderSpec, result: ExtractResult, *, device: torch.device, grid: int,
-    batch_size: int, workers: int, skip_bad: bool, progress: bool,
+    batch_size: int, workers: int, skip_bad: bool, progress: bool, on_device: bool = False,
 ) -> None:
     """Encode the images of shards ``todo`` into ``group``, updating ``result`` as it goes."""
     shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
@@ -117,19 +126,37 @@ def _encode_pending(
     model = spec.build(device)
     dtype = compute_dtype(device)
     loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
-                          workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size)
+                          workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size, raw=on_device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     writer = ShardWriter(group, specs, shard_images)
     t0 = time.perf_counter()
     try:
         with tqdm(total=n, initial=n - len(indices), unit="img", desc=f"extract {result.group}",
                   disable=not progress, dynamic_ncols=True) as bar:
-            for batch in loader:
-                rows, skipped = _encode_batch(model, batch, device, dtype, grid, skip_bad, index)
-                writer.submit(batch[0].numpy(), rows, skipped)
-                result.encoded += len(batch[0]) - len(skipped)
+            host = _HostBuffers(device)
+            pending = None  # the batch whose results are on their way to the host
+
+            def finish(flight: _InFlight) -> None:
+                rows, skipped = _collect(flight, index)
+                writer.submit(flight.ids.numpy(), rows, skipped)
+                result.encoded += len(flight.ids) - len(skipped)
                 result.skipped += len(skipped)
-                bar.update(len(batch[0]))
+                bar.update(len(flight.ids))
+
+            for batch in loader:
+                if on_device:
+                    batch = (batch[0], resize_on_device(batch[1], batch[2], spec.img_size, device), *batch[2:])
+                try:
+                    flight = _launch(model, batch, device, dtype, grid, skip_bad, host)
+                except BaseException:  # a bad image or Ctrl-C: keep the batch already encoded
+                    if pending is not None:
+                        finish(pending)
+                    raise
+                if pending is not None:  # while the device works on this batch, store the last one
+                    finish(pending)
+                pending = flight
+            if pending is not None:
+                finish(pending)
     finally:
         writer.close()  # writes every complete shard, also after an error or Ctrl-C
         result.seconds = time.perf_counter() - t0
@@ -140,8 +167,41 @@ def _encode_pending(
     })
 
 
-def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool, index: DatasetIndex):
-    """Run one batch through ``model``; returns the rows to store and the skipped images."""
+@dataclass
+class _InFlight:
+    """A launched batch: its loader fields, its outputs (float16, on the host once ``ready``)."""
+
+    ids: torch.Tensor
+    valid_hw: torch.Tensor
+    orig_hw: torch.Tensor
+    errors: list[str]
+    masks: torch.Tensor
+    outputs: dict[str, torch.Tensor]
+    ready: torch.cuda.Event | None
+    bad: list[int]
+
+
+class _HostBuffers:
+    """Two pinned host buffers per output shape, used in turn, so device-to-host copies run
+    asynchronously into memory that is not being read."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.buffers, self.turn = device, {}, 0
+
+    def like(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        key = (name, tuple(x.shape), self.turn)
+        if key not in self.buffers:
+            self.buffers[key] = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        return self.buffers[key]
+
+    def flip(self) -> None:
+        self.turn ^= 1
+
+
+def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool,
+            host: _HostBuffers) -> _InFlight:
+    """Queue one batch on the device and its results' copy to the host; returns without waiting
+    (on CUDA), so the caller can store the previous batch meanwhile."""
     ids, images, valid_hw, orig_hw, errors, masks = batch
     bad = [j for j, e in enumerate(errors) if e]
     if bad and not skip_bad:
@@ -150,21 +210,34 @@ def _encode_batch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int
     with torch.inference_mode(), autocast:
         pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True))
         grid_map = F.adaptive_avg_pool2d(feature_map.float(), grid)
-    rows = {name: _to_float16(v, name) for name, v in pooled.items()}
-    rows["grid"] = _to_float16(grid_map, "grid")
-    ok = np.ones(len(ids), dtype=bool)
-    ok[bad] = False
-    for name in [*pooled, "grid"]:
-        rows[name][bad] = 0
-    rows.update(ok=ok, valid_hw=valid_hw.numpy().astype(np.int32), orig_hw=orig_hw.numpy().astype(np.int32))
-    if masks.numel():
-        rows["mask"] = masks.numpy()
-    skipped = [{"index": int(ids[j]), "image_id": index.image_ids[int(ids[j])], "error": errors[j]} for j in bad]
+        outputs = {name: v.float().to(torch.float16) for name, v in {**pooled, "grid": grid_map}.items()}
+    event = None
+    if dev.type == "cuda":
+        outputs = {name: host.like(name, v).copy_(v, non_blocking=True) for name, v in outputs.items()}
+        host.flip()
+        event = torch.cuda.Event()
+        event.record()
+    return _InFlight(ids, valid_hw, orig_hw, list(errors), masks, outputs, event, bad)
+
+
+def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Wait for a launched batch; returns the rows to store and the skipped images."""
+    if flight.ready is not None:
+        flight.ready.synchronize()
+    rows = {name: _checked_float16(v.cpu().numpy().copy(), name) for name, v in flight.outputs.items()}
+    ok = np.ones(len(flight.ids), dtype=bool)
+    ok[flight.bad] = False
+    for name in flight.outputs:
+        rows[name][flight.bad] = 0
+    rows.update(ok=ok, valid_hw=flight.valid_hw.numpy().astype(np.int32), orig_hw=flight.orig_hw.numpy().astype(np.int32))
+    if flight.masks.numel():
+        rows["mask"] = flight.masks.numpy()
+    skipped = [{"index": int(flight.ids[j]), "image_id": index.image_ids[int(flight.ids[j])], "error": flight.errors[j]}
+               for j in flight.bad]
     return rows, skipped
 
 
-def _to_float16(x: torch.Tensor, name: str) -> np.ndarray:
-    out = x.float().cpu().numpy().astype(np.float16)
+def _checked_float16(out: np.ndarray, name: str) -> np.ndarray:
     if not np.isfinite(out).all():
         raise CacheError(f"the '{name}' embeddings overflow float16 (values beyond 65504); this encoder cannot be cached as float16")
     return out

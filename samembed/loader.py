@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+import torch.nn.functional as F
+from segment_anything.utils.transforms import ResizeLongestSide
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .datasets.base import DatasetIndex
 from .datasets.images import read_rgb
@@ -21,7 +23,7 @@ class ImageFiles(Dataset):
     error (workers never raise: the main process decides whether to stop or skip)."""
 
     def __init__(self, index: DatasetIndex, indices: np.ndarray, preprocess: Preprocessor, img_size: int,
-                 mask_size: int | None = None):
+                 mask_size: int | None = None, raw: bool = False):
         self.root = index.root
         self.image_ids = [index.image_ids[i] for i in indices]
         self.mask_ids = [index.mask_ids[i] for i in indices] if index.mask_ids is not None else None
@@ -29,6 +31,7 @@ class ImageFiles(Dataset):
         self.preprocess = preprocess
         self.img_size = img_size
         self.mask_size = mask_size if self.mask_ids is not None else None
+        self.raw = raw  # send the decoded image itself; it is resized on the device (resize_on_device)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -36,7 +39,11 @@ class ImageFiles(Dataset):
     def __getitem__(self, j: int):
         try:
             rgb = read_rgb(self.root / self.image_ids[j])
-            image, valid = self.preprocess(rgb)
+            if self.raw:
+                image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1)  # a writable copy
+                valid = ResizeLongestSide.get_preprocess_shape(rgb.shape[0], rgb.shape[1], self.img_size)
+            else:
+                image, valid = self.preprocess(rgb)
             mask = torch.zeros(0, dtype=torch.uint8)
             if self.mask_size:
                 truth = read_mask(self.root / self.mask_ids[j])
@@ -47,19 +54,50 @@ class ImageFiles(Dataset):
                 mask = mask_targets(truth, self.img_size, self.mask_size)
             return int(self.indices[j]), image, torch.tensor(valid), torch.tensor(rgb.shape[:2]), "", mask
         except CorruptImageError as err:
-            blank = torch.zeros(3, self.img_size, self.img_size, dtype=torch.uint8)
+            side = 1 if self.raw else self.img_size
+            blank = torch.zeros(3, side, side, dtype=torch.uint8)
             mask = torch.zeros((self.mask_size, self.mask_size) if self.mask_size else 0, dtype=torch.uint8)
             zeros = torch.zeros(2, dtype=torch.int64)
             return int(self.indices[j]), blank, zeros, zeros, str(err), mask
 
 
+def collate_images(items):
+    """Like the default collate, but images of different sizes (raw images) stay a list."""
+    images = [item[1] for item in items]
+    if len({tuple(i.shape) for i in images}) == 1:
+        return default_collate(items)
+    rest = default_collate([item[:1] + item[2:] for item in items])
+    return (rest[0], images, *rest[1:])
+
+
 def image_loader(
     index: DatasetIndex, indices: np.ndarray, preprocess: Preprocessor, img_size: int, *, batch_size: int,
-    workers: int, pin_memory: bool, mask_size: int | None = None,
+    workers: int, pin_memory: bool, mask_size: int | None = None, raw: bool = False,
 ) -> DataLoader:
-    """Batches in index order (the shard writer relies on it)."""
+    """Batches in index order (the shard writer relies on it). With ``raw`` the images are the
+    decoded files (a (B, 3, H, W) tensor, or a list when sizes differ) for :func:`resize_on_device`."""
     return DataLoader(
-        ImageFiles(index, indices, preprocess, img_size, mask_size), batch_size=batch_size, shuffle=False,
+        ImageFiles(index, indices, preprocess, img_size, mask_size, raw), batch_size=batch_size, shuffle=False,
+        collate_fn=collate_images,
         num_workers=workers, pin_memory=pin_memory, persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None,
     )
+
+
+def resize_on_device(images, valid_hw: torch.Tensor, img_size: int, device: torch.device) -> torch.Tensor:
+    """Raw uint8 images (a (B, 3, H, W) tensor or a list of (3, H, W)) -> (B, 3, S, S) float canvases
+    on ``device``: each resized bilinearly (antialiased when shrinking) to its ``valid_hw`` and
+    rounded to 0-255 as SAM's PIL resize is, placed top-left on zeros. Only the small decoded images
+    cross to the device (a 64 x 64 uint8 tile is 1/1024 of its 1024 x 1024 float32 canvas)."""
+    batch = images if isinstance(images, list) else list(images.unbind(0))
+    canvas = torch.zeros(len(batch), 3, img_size, img_size, device=device)
+    groups: dict[tuple, list[int]] = {}
+    for k, image in enumerate(batch):
+        groups.setdefault((tuple(image.shape), tuple(valid_hw[k].tolist())), []).append(k)
+    for (_, (h, w)), ks in groups.items():
+        if h == 0:  # an undecodable image: stays zeros
+            continue
+        x = torch.stack([batch[k] for k in ks]).to(device, non_blocking=True).float()
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        canvas[ks, :, :h, :w] = x.round_().clamp_(0, 255)
+    return canvas

@@ -8,7 +8,7 @@ import pytest
 import torch
 from segment_anything.utils.transforms import ResizeLongestSide
 
-from samembed.encoders import build_sam, create_encoder
+from samembed.encoders import build_sam, create_encoder, infer_arch, write_tiny_checkpoint
 from samembed.encoders.sam import SamPreprocess, resize_for_input
 
 
@@ -103,3 +103,54 @@ def test_preprocess_places_sams_resize_top_left_on_a_zero_canvas():
     assert (h, w) == resized.shape[:2]
     assert torch.equal(canvas[:, :h, :w], torch.from_numpy(resized).permute(2, 0, 1))
     assert canvas[:, h:, :].sum() == 0 and canvas[:, :, w:].sum() == 0
+
+
+def test_sdpa_attention_equals_segment_anythings_attention():
+    from segment_anything.modeling.image_encoder import Attention
+
+    from samembed.encoders.fast_attention import sdpa_attention_forward
+
+    torch.manual_seed(0)
+    for size in ((14, 14), (8, 8)):
+        attn = Attention(64, num_heads=4, use_rel_pos=True, input_size=size)
+        with torch.no_grad():
+            attn.rel_pos_h.normal_(0, 0.5)
+            attn.rel_pos_w.normal_(0, 0.5)
+        x = torch.randn(3, *size, 64)
+        assert torch.allclose(sdpa_attention_forward(attn, x), attn(x), atol=1e-5, rtol=1e-5)
+
+
+def test_the_analytic_cost_matches_the_published_counts():
+    from samembed.encoders.cost import encoder_macs
+    from samembed.encoders.tiny import variant_state_dict_shapes
+
+    # GMACs per image from reference.md section 5 (vit_h at 1024: the published 2973 within 0.3 %)
+    table = {"vit_b": {224: 18, 448: 74, 1024: 486}, "vit_l": {224: 62, 512: 397, 1024: 1493},
+             "vit_h": {256: 271, 896: 2129, 1024: 2981}}
+    for variant, sizes in table.items():
+        sd = {k: torch.empty(s, device="meta") for k, s in variant_state_dict_shapes(variant).items()}
+        arch = infer_arch(sd)
+        for size, gmacs in sizes.items():
+            assert encoder_macs(arch, size) / 1e9 == pytest.approx(gmacs, rel=0.02)
+    assert encoder_macs(arch, 1024) / 1e9 == pytest.approx(2973, rel=0.003)
+
+
+def test_bench_runs_on_the_cpu_and_reports_every_figure(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from samembed.cli import app
+
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pth")
+    result = CliRunner().invoke(app, ["bench", "--checkpoint", str(ckpt), "--sizes", "64,128", "--images", "10",
+                                      "--device", "cpu", "--workers", "0", "--json", str(tmp_path / "b.json")])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "b.json").read_text())
+    assert [r["img_size"] for r in rows] == [64, 128]
+    for r in rows:
+        assert r["reference_ips"] > 0 and r["encoder_ips"] > 0 and r["extraction_ips"] > 0
+        assert r["cosine_min"] > 0.99999  # float32 on the CPU: the same numbers as segment_anything's
+        assert r["speedup"] == pytest.approx(r["encoder_ips"] / r["reference_ips"])
+        assert r["gmacs"] > 0 and r["mfu"] is None and r["peak_memory_gib"] is None
+    assert "x" in result.output and "% of the encoder" in result.output

@@ -62,7 +62,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(eurosat_dir, t
     reference = tmp_path / "reference"
     run(eurosat_dir, tiny_checkpoint, reference, shard_images=8)
 
-    real = extraction._encode_batch
+    real = extraction._launch
     calls = {"n": 0}
 
     def interrupted(*args, **kwargs):
@@ -71,7 +71,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(eurosat_dir, t
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(extraction, "_encode_batch", interrupted)
+    monkeypatch.setattr(extraction, "_launch", interrupted)
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
         run(eurosat_dir, tiny_checkpoint, cache, shard_images=8)
@@ -79,7 +79,7 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(eurosat_dir, t
     assert group.read("done").tolist() == [True, True, False, False]
     assert not group.complete
 
-    monkeypatch.setattr(extraction, "_encode_batch", real)
+    monkeypatch.setattr(extraction, "_launch", real)
     result = run(eurosat_dir, tiny_checkpoint, cache, shard_images=8)
     assert result.encoded == 14  # only the two unfinished shards
     resumed, full = open_cache(cache, "eurosat"), open_cache(reference, "eurosat")
@@ -234,3 +234,29 @@ def test_a_group_whose_creation_was_interrupted_is_recreated(eurosat_dir, tiny_c
     root.create_group(name).create_array("neck", shape=(3, 2), dtype="float16")  # arrays, no signature yet
     result = run(eurosat_dir, tiny_checkpoint, tmp_path)
     assert result.encoded == 30 and open_cache(tmp_path, "eurosat").read("neck").shape == (30, 32)
+
+
+def test_resizing_on_the_device_keeps_the_embeddings_and_is_in_the_signature(tmp_path, tiny_checkpoint):
+    from samembed.datasets import make_synthetic_dataset
+
+    data = make_synthetic_dataset(tmp_path / "data", layout="folder", images_per_class=3, size=48, vary_size=True)
+    (data / "AnnualCrop" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    groups = {}
+    for on_device in (False, True):
+        extract("folder", data_dir=data, checkpoint=tiny_checkpoint, img_size=128, cache_dir=tmp_path / str(on_device),
+                progress=False, workers=2, batch_size=4, skip_bad=True, resize_on_device=on_device)
+        groups[on_device] = open_cache(tmp_path / str(on_device), "folder")
+    cpu, dev = groups[False], groups[True]
+    assert "resize" not in cpu.signature and dev.signature["resize"].startswith("on the device")
+    assert np.array_equal(cpu.read("ok"), dev.read("ok")) and (~cpu.read("ok")).sum() == 1
+    assert np.array_equal(cpu.read("valid_hw"), dev.read("valid_hw"))
+    ok = cpu.read("ok")
+    for name in ("neck", "trunk", "grid"):
+        a = cpu.read(name)[ok].reshape(ok.sum(), -1).astype(np.float32)
+        b = dev.read(name)[ok].reshape(ok.sum(), -1).astype(np.float32)
+        cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+        assert cosine.min() > 0.999, name  # the two resizes differ only by rounding
+        assert not dev.read(name)[~ok].any()
+    with pytest.raises(SignatureMismatchError, match="resize"):
+        extract("folder", data_dir=data, checkpoint=tiny_checkpoint, img_size=128, cache_dir=tmp_path / "True",
+                progress=False, workers=0, skip_bad=True, resize_on_device=False)

@@ -17,6 +17,7 @@ from torch import nn
 from ..errors import UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, register_encoder
+from .fast_attention import use_sdpa
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)  # on the 0-255 scale, as segment_anything's Sam
@@ -157,7 +158,7 @@ class SamEncoderSpec(EncoderSpec):
         return vit
 
     def build(self, device: torch.device) -> SamImageEncoder:
-        model = SamImageEncoder(self.build_vit()).to(device).eval()
+        model = SamImageEncoder(use_sdpa(self.build_vit())).to(device).eval()
         model.requires_grad_(False)
         return model
 
