@@ -61,6 +61,7 @@ def extract(
     shard_images: int | None = None,
     progress: bool = True,
     resize_on_device: bool | None = None,
+    compile: bool = False,
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
 
@@ -72,7 +73,8 @@ def extract(
     zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute.
     ``resize_on_device`` (default: on CUDA) sends the decoded images to the device and resizes
     them there (torch bilinear) instead of in the loader workers (PIL, SAM's own); the two differ
-    by rounding, so the choice is part of the signature."""
+    by rounding, so the choice is part of the signature. ``compile`` runs the encoder through
+    ``torch.compile``."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
@@ -109,13 +111,14 @@ def extract(
         todo = pending_shards(group)
         if todo:
             _encode_pending(group, todo, index, spec, result, device=dev, grid=grid, batch_size=batch_size,
-                            workers=workers, skip_bad=skip_bad, progress=progress, on_device=on_device)
+                            workers=workers, skip_bad=skip_bad, progress=progress, on_device=on_device,
+                            compile=compile)
     return result
 
 
 def _encode_pending(
     group: zarr.Group, todo: list[int], index: DatasetIndex, spec: EncoderSpec, result: ExtractResult, *, device: torch.device, grid: int,
-    batch_size: int, workers: int, skip_bad: bool, progress: bool, on_device: bool = False,
+    batch_size: int, workers: int, skip_bad: bool, progress: bool, on_device: bool = False, compile: bool = False,
 ) -> None:
     """Encode the images of shards ``todo`` into ``group``, updating ``result`` as it goes."""
     shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
@@ -124,6 +127,8 @@ def _encode_pending(
     mask_size = group.attrs.get("mask_size")
     specs = plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images, mask_size)
     model = spec.build(device)
+    if compile:
+        model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
     dtype = compute_dtype(device)
     loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
                           workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size, raw=on_device)

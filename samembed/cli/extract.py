@@ -28,6 +28,7 @@ def extract_command(
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run the frozen encoder once over every image and store the embeddings in the cache.
@@ -39,7 +40,7 @@ def extract_command(
     result = run_extraction(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
-        skip_bad=skip_bad, progress=not quiet,
+        skip_bad=skip_bad, progress=not quiet, compile=compile,
     )
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:
