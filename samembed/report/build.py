@@ -10,7 +10,7 @@ import pandas as pd
 
 from .. import __version__
 from ..atomic import write_whole
-from ..errors import UsageError
+from ..errors import SamembedError, UsageError
 from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore
 from ..datasets import load_dataset, read_rgb
 from ..segmentation.geometry import read_mask
@@ -150,9 +150,10 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
             continue  # evaluated on other images (another split): not comparable side by side
         predictions[row["model"]] = [_read_prediction(Path(row["predictions_dir"]) / predicted[i]) for i in image_ids]
     images = [_read_optional(root / i) for i in image_ids]
-    if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()):
-        index = _mask_ids(root, record["cache"]["dataset"])
-        truths = [read_mask(root / index[i]).astype(float) for i in image_ids]
+    masks = _mask_ids(root, record["cache"]["dataset"])
+    if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()) \
+            and masks is not None:
+        truths = [read_mask(root / masks[i]).astype(float) for i in image_ids]
         path = figures.plot_segmentation_examples([img / 255 for img in images], truths,
                                                   {m: [p.astype(float) for p in v] for m, v in predictions.items()},
                                                   [Path(i).name for i in image_ids], out / f"segmentation_examples_{name}.png",
@@ -162,8 +163,13 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
     return captions
 
 
-def _mask_ids(root: Path, dataset: str) -> dict[str, str]:
-    index = load_dataset(dataset, root)
+def _mask_ids(root: Path, dataset: str) -> dict[str, str] | None:
+    """Image id -> mask id of the dataset at ``root``; ``None`` if it is no longer there (the
+    example figure is then left out, the rest of the report is not affected)."""
+    try:
+        index = load_dataset(dataset, root)
+    except SamembedError:
+        return None
     return dict(zip(index.image_ids, index.mask_ids))
 
 
