@@ -232,8 +232,10 @@ def run_id_of(group, plan: RunPlan) -> str:
     """A run's id: its plan and what it trained on. Heads on embeddings depend on the cache
     group's signature; heads trained from scratch on raw images only on the dataset's files, so
     the same baseline run is found whichever cache group it was started from."""
-    if plan.feature == "images":
-        return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"], **_plan_dict(plan)})
+    if plan.feature == "images":  # also what the cache decides for them: usable images, mask targets
+        return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"],
+                           "usable": short_hash(group.read("ok").tolist()),
+                           "mask_size": group.signature.get("mask_size"), **_plan_dict(plan)})
     return short_hash({"cache": short_hash(group.signature), "group": group.name, **_plan_dict(plan)})
 
 
