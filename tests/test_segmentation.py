@@ -14,7 +14,7 @@ import samembed
 from samembed.cli import app
 from samembed.datasets import load_dataset, make_synthetic_roads
 from samembed.encoders.tiny import build_sam
-from samembed.errors import DataNotFoundError, UsageError
+from samembed.errors import CheckpointError, DataNotFoundError, UsageError
 from samembed.experiments.records import RunsStore
 from samembed.report import write_report
 from samembed.segmentation.geometry import canvas_to_original, input_shape, mask_targets, mask_to_canvas, read_mask
@@ -186,6 +186,13 @@ def test_segmentation_errors(road_runs, tmp_path):
         samembed.train_head("road", head="linear", cache_dir=tmp / "cache", runs_dir=tmp_path, device="cpu")
     with pytest.raises(UsageError, match="segmentation takes --split F or --split standard"):
         samembed.train_head("road", head="unet", shots=3, cache_dir=tmp / "cache", runs_dir=tmp_path, device="cpu")
+    other = samembed.write_tiny_checkpoint(tmp_path / "other.pth", seed=1)
+    with pytest.raises(CheckpointError, match="is not the checkpoint .* was extracted with"):
+        samembed.train_head("road", head="sam-vit", checkpoint=other, cache_dir=tmp / "cache", runs_dir=tmp_path,
+                            device="cpu")
+    with pytest.raises(CheckpointError, match="is not there; pass --checkpoint"):
+        samembed.train_head("road", head="sam-vit", checkpoint=tmp_path / "gone.pth", cache_dir=tmp / "cache",
+                            runs_dir=tmp_path, device="cpu")
     with pytest.raises(DataNotFoundError, match="no road dataset"):
         samembed.train_head("road", head="unet", data_dir=tmp_path, cache_dir=tmp / "cache", runs_dir=tmp_path,
                             device="cpu")

@@ -60,6 +60,9 @@ def sam_vit_decoder(in_shape: tuple[int, int, int], checkpoint: Path | None = No
     if checkpoint is None:
         raise CheckpointError("the sam-vit decoder starts from the checkpoint's mask decoder; pass --checkpoint "
                               "FILE (the checkpoint the cache was extracted with)")
+    if not Path(checkpoint).is_file():
+        raise CheckpointError(f"{checkpoint}, the checkpoint the cache was extracted with, is not there; pass "
+                              "--checkpoint FILE (the same checkpoint) to train the sam-vit decoder")
     sd = load_prompt_and_mask_decoder(Path(checkpoint))
     dim = sd["mask_decoder.iou_token.weight"].shape[1]
     if dim != in_shape[0]:

@@ -22,7 +22,8 @@ from ..cache import CacheGroup
 from ..cache.signature import package_versions
 from ..datasets import load_dataset
 from ..devices import resolve_device
-from ..errors import CacheError, DataNotFoundError, UsageError
+from ..errors import CacheError, CheckpointError, DataNotFoundError, UsageError
+from ..hashing import sha256sum
 from ..experiments.features import ArraySource, GridSource, load_raw_images
 from ..experiments.records import RunsStore
 from ..experiments.runner import RunPlan, _plan_dict, run_id_of
@@ -105,6 +106,8 @@ class SegmentationExperiment:
             torch.manual_seed(plan.seed)
             source = self.source(head.kind)
             if head.kind == "decoder":
+                if plan.head == "sam-vit":
+                    self._check_checkpoint()
                 model = head.factory(tuple(self.group.group["grid"].shape[1:]), self.checkpoint)
             else:
                 model = head.factory()
@@ -116,6 +119,15 @@ class SegmentationExperiment:
             if on_done:
                 on_done(record)
         return records
+
+    def _check_checkpoint(self) -> None:
+        """The mask decoder must come from the checkpoint whose image encoder made the cache."""
+        wanted = self.group.signature.get("encoder", {}).get("checkpoint_sha256")
+        if self.checkpoint is None or wanted is None or not Path(self.checkpoint).is_file():
+            return  # the decoder's factory says what is missing
+        if sha256sum(Path(self.checkpoint)) != wanted:
+            raise CheckpointError(f"{self.checkpoint} is not the checkpoint {self.group.name} was extracted with "
+                                  f"(sha256 {wanted[:12]}...); pass that one with --checkpoint")
 
     def _evaluate(self, model, source, indices: np.ndarray, out_dir: Path) -> list[dict]:
         """Per-image pixel counts at the original resolution; predicted masks saved as PNG."""
