@@ -24,6 +24,18 @@ def package_versions() -> dict[str, str]:
     return {"samembed": __version__, "torch": torch.__version__.split("+")[0], "segment_anything": sam_version}
 
 
+def run_versions() -> dict[str, str]:
+    """Versions a training run records: the signature's, plus the libraries that train and score
+    heads. (Not part of the cache signature, so upgrading them does not invalidate caches.)"""
+    versions = package_versions()
+    for name in ("torchvision", "timm", "scikit-learn", "numpy"):
+        try:
+            versions[name.replace("-", "_")] = version(name)
+        except PackageNotFoundError:
+            pass
+    return versions
+
+
 def make_signature(spec: EncoderSpec, index: DatasetIndex, grid: int, compute_dtype: str,
                    mask_size: int | None = None) -> dict:
     segmentation = {"task": "segmentation", "mask_size": mask_size, "mask_resize": "nearest-exact, then area"} \

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..cache import open_cache
-from ..cache.signature import package_versions
+from ..cache.signature import run_versions
 from ..devices import resolve_device
 from ..datasets import load_dataset
 from ..errors import CacheError, DataNotFoundError, UsageError
@@ -224,7 +224,7 @@ class Experiment:
             "head_info": extra,
             "curves": curves,
             "seconds": round(seconds, 4),
-            "versions": package_versions(),
+            "versions": run_versions(),
         }
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from ..atomic import write_whole
 from ..cache import CacheGroup
-from ..cache.signature import package_versions
+from ..cache.signature import run_versions
 from ..datasets import load_dataset
 from ..devices import resolve_device
 from ..errors import CacheError, CheckpointError, DataNotFoundError, UsageError
@@ -174,5 +174,5 @@ class SegmentationExperiment:
             "seconds": round(seconds, 4),
             "seconds_per_epoch": round(result.seconds_per_epoch, 4),
             "evaluation_seconds": round(time.perf_counter() - t0, 4),
-            "versions": package_versions(),
+            "versions": run_versions(),
         }
