@@ -26,7 +26,7 @@ from .datasets import make_synthetic_dataset, read_rgb
 from .devices import compute_dtype, resolve_device
 from .encoders import create_encoder, write_tiny_checkpoint
 from .encoders.cost import encoder_macs
-from .encoders.sam import PIXEL_MEAN, PIXEL_STD
+from .encoders.pixels import PIXEL_MEAN, PIXEL_STD
 from .encoders.sam_checkpoint import VARIANTS
 from .errors import UsageError
 from .extraction import extract

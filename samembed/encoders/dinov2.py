@@ -22,7 +22,8 @@ from torch import nn
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, register_encoder
-from .sam import PIXEL_MEAN, PIXEL_STD, SamPreprocess, masked_mean, valid_mask
+from .pixels import PixelNormalise, masked_mean, valid_mask
+from .sam import SamPreprocess
 
 TIMM_NAMES = {"vits14": "vit_small_patch14_dinov2", "vitb14": "vit_base_patch14_dinov2"}
 WIDTHS = {"vits14": 384, "vitb14": 768}
@@ -37,15 +38,13 @@ class DinoV2Encoder(nn.Module):
     def __init__(self, vit: nn.Module):
         super().__init__()
         self.vit = vit
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = PixelNormalise()
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor):
         size = images.shape[-1]
-        x = (images.float() - self.pixel_mean) / self.pixel_std * valid_mask(valid_hw, size)
-        tokens = self.vit.forward_features(x)  # (B, prefix + T*T, C), after the final norm
+        tokens = self.vit.forward_features(self.normalise(images, valid_hw))  # (B, prefix + T*T, C), final norm
         side = size // PATCH
-        patches = tokens[:, self.vit.num_prefix_tokens:].transpose(1, 2).reshape(len(x), -1, side, side)
+        patches = tokens[:, self.vit.num_prefix_tokens:].transpose(1, 2).reshape(len(images), -1, side, side)
         cells = valid_mask(valid_hw, side, scale=PATCH)
         return {"cls": tokens[:, 0].float(), "mean": masked_mean(patches.float(), cells)}, patches
 

@@ -18,10 +18,9 @@ from ..errors import UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, register_encoder
 from .fast_attention import use_sdpa
+from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, valid_mask
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
 
-PIXEL_MEAN = (123.675, 116.28, 103.53)  # on the 0-255 scale, as segment_anything's Sam
-PIXEL_STD = (58.395, 57.12, 57.375)
 PREPROCESSING = (
     "segment_anything ResizeLongestSide (PIL bilinear) to img_size; normalise mean "
     f"{PIXEL_MEAN} std {PIXEL_STD} on 0-255; zero-pad bottom and right after normalising"
@@ -44,21 +43,6 @@ class SamPreprocess:
         return canvas, (h, w)
 
 
-def valid_mask(valid_hw: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
-    """(B, 1, size, size) float mask of the valid region; ``valid_hw`` (B, 2) is in pixels,
-    ``scale`` pixels per mask cell (partly covered cells count as valid)."""
-    hw = torch.div(valid_hw + scale - 1, scale, rounding_mode="floor")
-    ar = torch.arange(size, device=valid_hw.device)
-    rows = ar[None, :] < hw[:, :1]  # (B, size)
-    cols = ar[None, :] < hw[:, 1:]
-    return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1).float()
-
-
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of (B, C, H, W) ``x`` over the cells where (B, 1, H, W) ``mask`` is 1 -> (B, C)."""
-    return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1)
-
-
 class SamImageEncoder(nn.Module):
     """segment_anything's ``ImageEncoderViT`` with SAM's normalisation and padding in front, and
     the pooled vectors we cache behind it."""
@@ -66,8 +50,7 @@ class SamImageEncoder(nn.Module):
     def __init__(self, vit: ImageEncoderViT):
         super().__init__()
         self.vit = vit
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = PixelNormalise()
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """``images`` (B, 3, S, S) uint8 from :class:`SamPreprocess`, ``valid_hw`` (B, 2).
@@ -75,8 +58,7 @@ class SamImageEncoder(nn.Module):
         Returns ``{"neck": (B, 256), "trunk": (B, embed_dim)}`` (float32, averaged over the
         tokens that cover the image, not the padding) and the neck map (B, 256, S/16, S/16)."""
         size = images.shape[-1]
-        x = (images.float() - self.pixel_mean) / self.pixel_std
-        x = x * valid_mask(valid_hw, size)  # SAM pads with zeros after normalising
+        x = self.normalise(images, valid_hw)  # SAM pads with zeros after normalising
         t = self.vit.patch_embed(x)  # (B, T, T, C)
         if self.vit.pos_embed is not None:
             t = t + self.vit.pos_embed

@@ -21,7 +21,8 @@ from torchvision.models import VGG19_Weights, vgg19
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, register_encoder
-from .sam import PIXEL_MEAN, PIXEL_STD, SamPreprocess, masked_mean, valid_mask
+from .pixels import PixelNormalise, masked_mean, valid_mask
+from .sam import SamPreprocess
 
 PREPROCESSING = ("resize longest side to img_size (PIL bilinear); normalise ImageNet mean (123.675, 116.28, 103.53) "
                  "std (58.395, 57.12, 57.375) on 0-255; zero-pad bottom and right after normalising")
@@ -34,13 +35,11 @@ class VggEncoder(nn.Module):
     def __init__(self, features: nn.Sequential):
         super().__init__()
         self.features = features[:-1]  # without the last max-pooling
-        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = PixelNormalise()
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor):
         size = images.shape[-1]
-        x = (images.float() - self.pixel_mean) / self.pixel_std * valid_mask(valid_hw, size)
-        fmap = self.features(x)
+        fmap = self.features(self.normalise(images, valid_hw))
         cells = valid_mask(valid_hw, fmap.shape[-1], scale=size // fmap.shape[-1])
         return {"gap": masked_mean(fmap.float(), cells)}, fmap
 

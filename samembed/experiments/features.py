@@ -20,6 +20,19 @@ def memory_budget() -> int:
         return 4 << 30
 
 
+class ArraySource:
+    """Rows of an in-memory (N, ...) array in batches, with :class:`GridSource`'s interface."""
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+
+    def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        order = rng.permutation(indices) if rng is not None else indices
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            yield idx, self.data[idx]
+
+
 class GridSource:
     """Batches of grid maps (B, C, G, G) float16 for given image indices.
 
@@ -38,10 +51,7 @@ class GridSource:
     def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield ``(idx, x)`` covering ``indices`` once: shuffled when ``rng`` is given."""
         if self.in_memory:
-            order = rng.permutation(indices) if rng is not None else indices
-            for i in range(0, len(order), batch_size):
-                idx = order[i:i + batch_size]
-                yield idx, self.data[idx]
+            yield from ArraySource(self.data).batches(indices, batch_size, rng)
             return
         chunks = np.unique(indices // self.chunk_rows)
         if rng is not None:
@@ -67,19 +77,6 @@ class GridSource:
         idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
         if len(idx):
             yield idx, x
-
-
-class ArraySource:
-    """Rows of an in-memory (N, ...) array in batches, with :class:`GridSource`'s interface."""
-
-    def __init__(self, data: np.ndarray):
-        self.data = data
-
-    def batches(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        order = rng.permutation(indices) if rng is not None else indices
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            yield idx, self.data[idx]
 
 
 def load_raw_images(index, usable: np.ndarray, size: int, progress: bool = False) -> np.ndarray:

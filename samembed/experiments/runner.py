@@ -150,7 +150,7 @@ class Experiment:
         return plan.resolved("classification", tuple(self.group.attrs.get("pooled", POOLED_FEATURES)))
 
     def run_id(self, plan: RunPlan) -> str:
-        return run_id_of(self.group, plan)
+        return run_id_of(self.group, plan, self.usable)
 
     def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
         """Run every plan not yet in the runs store; returns the new records (also appended)."""
@@ -228,13 +228,13 @@ class Experiment:
         }
 
 
-def run_id_of(group, plan: RunPlan) -> str:
+def run_id_of(group, plan: RunPlan, usable: np.ndarray) -> str:
     """A run's id: its plan and what it trained on. Heads on embeddings depend on the cache
     group's signature; heads trained from scratch on raw images only on the dataset's files, so
     the same baseline run is found whichever cache group it was started from."""
     if plan.feature == "images":  # also what the cache decides for them: usable images, mask targets
         return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"],
-                           "usable": short_hash(group.read("ok").tolist()),
+                           "usable": short_hash(usable.tolist()),
                            "mask_size": group.signature.get("mask_size"), **_plan_dict(plan)})
     return short_hash({"cache": short_hash(group.signature), "group": group.name, **_plan_dict(plan)})
 

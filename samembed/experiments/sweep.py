@@ -34,10 +34,6 @@ def _settings(head: str, epochs: int | None, lr: float | None, batch_size: int |
     return TrainSettings(epochs=epochs, lr=lr or DEFAULT_LR[kind], batch_size=batch_size or DEFAULT_BATCH[kind])
 
 
-def group_task(cache_dir, dataset: str, encoder: str | None) -> str:
-    return open_cache(cache_dir, dataset, encoder).task
-
-
 def open_experiment(dataset: str, encoder: str | None, runs_dir, device: str, cache_dir, data_dir, download,
                     checkpoint=None):
     """An :class:`Experiment` (classification) or a :class:`SegmentationExperiment`, by the cache."""
@@ -87,11 +83,11 @@ def train_head(
     """Train one head on one split and seed; returns its run record (also appended to the store,
     or the existing record when the same run is already there). On a segmentation cache with a
     fixed split (road) the split defaults to ``standard``."""
-    if split is None and shots is None and group_task(cache_dir, dataset, encoder) == "segmentation":
-        split = "standard"
-    split_name = parse_split(split, shots)
     experiment = open_experiment(dataset, encoder, runs_dir, device, cache_dir, data_dir, download, checkpoint)
     task = experiment.group.task
+    if split is None and shots is None and task == "segmentation":
+        split = "standard"
+    split_name = parse_split(split, shots)
     plan = RunPlan(head, split_name, seed, feature, _settings(head, epochs, lr, batch_size, task))
     run_id = experiment.run_id(experiment.resolve(plan))
     new = experiment.run([plan])

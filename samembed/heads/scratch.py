@@ -8,10 +8,9 @@ import torch
 from torch import nn
 from torchvision.models import resnet18
 
+from ..encoders.pixels import PixelNormalise
 from .registry import register_head
 
-MEAN = (123.675, 116.28, 103.53)
-STD = (58.395, 57.12, 57.375)
 RAW_INPUT_SIZE = 64
 
 
@@ -21,11 +20,10 @@ class FromScratch(nn.Module):
     def __init__(self, net: nn.Module):
         super().__init__()
         self.net = net
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = PixelNormalise()
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() - self.mean) / self.std
+        x = self.normalise(images)
         if self.training:  # aerial tiles have no up or left: flip each image at random
             flip = torch.rand(2, x.shape[0], 1, 1, 1, device=x.device) < 0.5
             x = torch.where(flip[0], x.flip(-1), x)

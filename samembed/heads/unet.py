@@ -6,10 +6,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..encoders.pixels import PixelNormalise
 from .registry import register_head
 
-MEAN = (123.675, 116.28, 103.53)  # the same 0-255 normalisation as SAM's inputs
-STD = (58.395, 57.12, 57.375)
 
 
 def _double_conv(cin: int, cout: int) -> nn.Sequential:
@@ -25,8 +24,7 @@ class UNet(nn.Module):
 
     def __init__(self, width: int = 16, levels: int = 4):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = PixelNormalise()  # the same 0-255 normalisation as SAM's inputs
         widths = [width * 2 ** i for i in range(levels + 1)]
         self.down = nn.ModuleList([_double_conv(3, widths[0])] + [
             _double_conv(widths[i], widths[i + 1]) for i in range(levels)])
@@ -36,7 +34,7 @@ class UNet(nn.Module):
         self.pool = nn.MaxPool2d(2)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = (images.float() - self.mean) / self.std
+        x = self.normalise(images)
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else self.pool(x))

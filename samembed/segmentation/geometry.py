@@ -54,13 +54,6 @@ def mask_targets(mask: np.ndarray, img_size: int, out_size: int) -> torch.Tensor
     return (share * 255).round().to(torch.uint8)
 
 
-def valid_cells(orig_hw: tuple[int, int], img_size: int, out_size: int) -> tuple[int, int]:
-    """Rows and columns of the ``out_size`` grid that cover some of the image (not only padding)."""
-    h, w = input_shape(orig_hw, img_size)
-    scale = img_size / out_size
-    return int(np.ceil(h / scale)), int(np.ceil(w / scale))
-
-
 def canvas_to_original(x: torch.Tensor, orig_hw: tuple[int, int], img_size: int, mode: str = "bilinear") -> torch.Tensor:
     """(..., S, S) values on the canvas grid (any S; S = img_size is the input square) -> (..., H, W)
     at the original resolution: the image's part of the square, resized back. ``mode`` is

@@ -91,7 +91,7 @@ class SegmentationExperiment:
         return plan.resolved("segmentation")
 
     def run_id(self, plan: RunPlan) -> str:
-        return run_id_of(self.group, plan)
+        return run_id_of(self.group, plan, self.usable)
 
     def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
         plans = [self.resolve(p) for p in plans]

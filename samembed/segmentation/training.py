@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..encoders.sam import valid_mask
+from ..encoders.pixels import valid_mask
 from ..experiments.optim import cosine_with_warmup
 from ..experiments.training import RunData, TrainSettings, _autocast
 

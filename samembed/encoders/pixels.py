@@ -1,0 +1,40 @@
+"""What every encoder and every model trained on raw images does to pixels: SAM's (ImageNet's)
+normalisation on the 0-255 scale, zero padding after normalising, and means over the part of a
+map that covers the image rather than the padding."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+PIXEL_MEAN = (123.675, 116.28, 103.53)  # on the 0-255 scale, as segment_anything's Sam (= ImageNet's)
+PIXEL_STD = (58.395, 57.12, 57.375)
+
+
+def valid_mask(valid_hw: torch.Tensor, size: int, scale: int = 1) -> torch.Tensor:
+    """(B, 1, size, size) float mask of the valid region; ``valid_hw`` (B, 2) is in pixels,
+    ``scale`` pixels per mask cell (partly covered cells count as valid)."""
+    hw = torch.div(valid_hw + scale - 1, scale, rounding_mode="floor")
+    ar = torch.arange(size, device=valid_hw.device)
+    rows = ar[None, :] < hw[:, :1]  # (B, size)
+    cols = ar[None, :] < hw[:, 1:]
+    return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1).float()
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, C, H, W) ``x`` over the cells where (B, 1, H, W) ``mask`` is 1 -> (B, C)."""
+    return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1)
+
+
+class PixelNormalise(nn.Module):
+    """(B, 3, S, S) pixel values 0-255 (any dtype) -> float, normalised; with ``valid_hw`` (B, 2)
+    the padding outside each image's valid region is set to zero after normalising, as SAM does."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None) -> torch.Tensor:
+        x = (images.float() - self.mean) / self.std
+        return x if valid_hw is None else x * valid_mask(valid_hw, images.shape[-1])
