@@ -148,8 +148,9 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
         predicted = {p["image_id"]: p["prediction"] for p in by_id[row["run_id"]]["metrics"]["per_image"]}
         if not all(i in predicted for i in image_ids):
             continue  # evaluated on other images (another split): not comparable side by side
-        predictions[row["model"]] = [_read_prediction(Path(row["predictions_dir"]) / predicted[i]) for i in image_ids]
-    images = [_read_optional(root / i) for i in image_ids]
+        folder = Path(row["predictions_dir"])
+        predictions[row["model"]] = [_read_if_there(read_mask, folder / predicted[i]) for i in image_ids]
+    images = [_read_if_there(read_rgb, root / i) for i in image_ids]
     masks = _mask_ids(root, record["cache"]["dataset"])
     if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()) \
             and masks is not None:
@@ -173,14 +174,12 @@ def _mask_ids(root: Path, dataset: str) -> dict[str, str] | None:
     return dict(zip(index.image_ids, index.mask_ids))
 
 
-def _read_prediction(path: Path):
-    return read_mask(path) if path.exists() else None
-
-
-def _read_optional(path: Path):
+def _read_if_there(read, path: Path):
+    """``read(path)``, or ``None`` for a file moved, deleted or damaged since the run (the
+    example figure is then left out)."""
     try:
-        return read_rgb(path)
-    except Exception:  # moved or deleted since the run: the figure is left out
+        return read(path)
+    except SamembedError:
         return None
 
 
