@@ -16,16 +16,16 @@ import torch.nn.functional as F
 import zarr
 from tqdm.auto import tqdm
 
-from .cache.layout import default_shard_images, plan_arrays, shard_slice
+from .cache.layout import DONE_PER_IMAGE, default_shard_images, images_done, plan_arrays
 from .cache.signature import make_signature
-from .cache.store import group_name, open_group_for_writing, pending_shards, record_run, store_path, writer_lock
+from .cache.store import group_name, open_group_for_writing, pending_images, record_run, store_path, writer_lock
 from .cache.writer import ShardWriter
 from .datasets import DatasetIndex, load_dataset
 from .devices import compute_dtype, resolve_device
 from .encoders import EncoderSpec, create_encoder
-from .errors import CacheError, CorruptImageError, UsageError
+from .errors import CacheError, CorruptImageError, ImageFormatError, Interrupted, UsageError, storage_error
 from .encoders.sam import SamPreprocess
-from .loader import image_loader, resize_on_device
+from .loader import FATAL, image_loader, resize_on_device
 from .paths import DEFAULT_CACHE_DIR
 
 
@@ -62,15 +62,19 @@ def extract(
     progress: bool = True,
     resize_on_device: bool | None = None,
     compile: bool = False,
+    overwrite: bool = False,
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
 
-    Resumable: shards already complete are skipped, so an interrupted run continues where it
-    stopped and a run over a complete cache returns without loading the model. ``grid`` defaults
-    to 16 (or the feature map side, if smaller). ``batch_size``
-    defaults to 16 on CUDA and 4 on the CPU, ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU.
-    A corrupt image stops the run (:class:`CorruptImageError`) unless ``skip_bad``, which stores
-    zeros with ``ok = False`` and lists it in the group's ``skipped`` attribute.
+    Resumable: images already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, an
+    error) keeps every image it encoded and the next run continues where it stopped; a run over
+    a complete cache returns without loading the model. ``grid`` defaults to 16 (or the feature
+    map side, if smaller). ``batch_size`` defaults to 16 on CUDA and 4 on the CPU, ``workers`` to
+    min(8, CPUs) on CUDA and 1 on the CPU. A corrupt image stops the run
+    (:class:`CorruptImageError`) unless ``skip_bad``, which stores zeros with ``ok = False`` and
+    its error in the ``error`` array. An image the encoder cannot take as it is (16-bit, ...)
+    stops the run (:class:`ImageFormatError`) even with ``skip_bad``. ``overwrite`` deletes the
+    group first and starts it over.
     ``resize_on_device`` (default: on CUDA) sends the decoded images to the device and resizes
     them there (torch bilinear) instead of in the loader workers (PIL, SAM's own); the two differ
     by rounding, so the choice is part of the signature. ``compile`` runs the encoder through
@@ -105,11 +109,11 @@ def extract(
         group = open_group_for_writing(
             cache_dir, index.name, name, signature, class_names=index.class_names, image_ids=index.image_ids,
             labels=index.labels, pooled_dims=spec.pooled_dims, map_channels=spec.map_channels, grid=grid,
-            shard_images=shard_images, mask_size=mask_size, subsets=index.subsets, attrs=attrs,
+            shard_images=shard_images, mask_size=mask_size, subsets=index.subsets, attrs=attrs, overwrite=overwrite,
         )
         result = ExtractResult(store_path(cache_dir, index.name), name, len(index), 0, 0, 0.0)
-        todo = pending_shards(group)
-        if todo:
+        todo = pending_images(group)
+        if len(todo):
             _encode_pending(group, todo, index, spec, result, device=dev, grid=grid, batch_size=batch_size,
                             workers=workers, skip_bad=skip_bad, progress=progress, on_device=on_device,
                             compile=compile)
@@ -117,15 +121,17 @@ def extract(
 
 
 def _encode_pending(
-    group: zarr.Group, todo: list[int], index: DatasetIndex, spec: EncoderSpec, result: ExtractResult, *, device: torch.device, grid: int,
-    batch_size: int, workers: int, skip_bad: bool, progress: bool, on_device: bool = False, compile: bool = False,
+    group: zarr.Group, indices: np.ndarray, index: DatasetIndex, spec: EncoderSpec, result: ExtractResult, *,
+    device: torch.device, grid: int, batch_size: int, workers: int, skip_bad: bool, progress: bool,
+    on_device: bool = False, compile: bool = False,
 ) -> None:
-    """Encode the images of shards ``todo`` into ``group``, updating ``result`` as it goes."""
+    """Encode the images ``indices`` (sorted) into ``group``, updating ``result`` as it goes."""
     shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
     n = len(index)
-    indices = np.concatenate([np.arange(n)[shard_slice(s, shard_images, n)] for s in todo])
     mask_size = group.attrs.get("mask_size")
-    specs = plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images, mask_size)
+    done_per_image = group.attrs.get("done_unit") == DONE_PER_IMAGE
+    specs = {name: s for name, s in plan_arrays(n, spec.pooled_dims, spec.map_channels, grid, shard_images,
+                                                mask_size).items() if name in group}  # older groups lack 'error'
     model = spec.build(device)
     if compile:
         model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
@@ -133,8 +139,10 @@ def _encode_pending(
     loader = image_loader(index, indices, spec.preprocessor(), spec.img_size, batch_size=batch_size,
                           workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size, raw=on_device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    writer = ShardWriter(group, specs, shard_images)
+    writer = ShardWriter(group, specs, shard_images, indices, done_per_image)
+    legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
     t0 = time.perf_counter()
+    interrupted = None
     try:
         with tqdm(total=n, initial=n - len(indices), unit="img", desc=f"extract {result.group}",
                   disable=not progress, dynamic_ncols=True) as bar:
@@ -143,7 +151,10 @@ def _encode_pending(
 
             def finish(flight: _InFlight) -> None:
                 rows, skipped = _collect(flight, index)
-                writer.submit(flight.ids.numpy(), rows, skipped)
+                if "error" not in specs:
+                    rows.pop("error")
+                    legacy_skipped.extend(skipped)
+                writer.submit(flight.ids.numpy(), rows)
                 result.encoded += len(flight.ids) - len(skipped)
                 result.skipped += len(skipped)
                 bar.update(len(flight.ids))
@@ -162,14 +173,26 @@ def _encode_pending(
                 pending = flight
             if pending is not None:
                 finish(pending)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI
+        interrupted = err
     finally:
-        writer.close()  # writes every complete shard, also after an error or Ctrl-C
-        result.seconds = time.perf_counter() - t0
+        try:
+            writer.close()  # stores every image encoded so far, also after an error or an interrupt
+        except OSError as err:
+            raise storage_error(err, f"writing the cache {result.store}/{result.group}") from None
+        finally:
+            result.seconds = time.perf_counter() - t0
+    if legacy_skipped:
+        group.attrs["skipped"] = list(group.attrs.get("skipped", [])) + legacy_skipped
     record_run(group, {
         "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
         "skipped": result.skipped, "device": _device_name(device), "batch_size": batch_size, "workers": workers,
-        "images_per_second": round(result.images_per_second, 3),
+        "images_per_second": round(result.images_per_second, 3), **({"interrupted": True} if interrupted else {}),
     })
+    if interrupted is not None:
+        stored = int(images_done(group["done"][:], dict(group.attrs)).sum())
+        raise Interrupted(f"interrupted: {stored} of {n} images of {result.store}/{result.group} are stored "
+                          f"({writer.stored} by this run); run the same command again to resume") from interrupted
 
 
 @dataclass
@@ -209,6 +232,9 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
     (on CUDA), so the caller can store the previous batch meanwhile."""
     ids, images, valid_hw, orig_hw, errors, masks = batch
     bad = [j for j, e in enumerate(errors) if e]
+    fatal = [errors[j].removeprefix(FATAL) for j in bad if errors[j].startswith(FATAL)]
+    if fatal:
+        raise ImageFormatError(fatal[0])
     if bad and not skip_bad:
         raise CorruptImageError(errors[bad[0]])
     autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
@@ -234,7 +260,8 @@ def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarr
     ok[flight.bad] = False
     for name in flight.outputs:
         rows[name][flight.bad] = 0
-    rows.update(ok=ok, valid_hw=flight.valid_hw.numpy().astype(np.int32), orig_hw=flight.orig_hw.numpy().astype(np.int32))
+    rows.update(ok=ok, valid_hw=flight.valid_hw.numpy().astype(np.int32), orig_hw=flight.orig_hw.numpy().astype(np.int32),
+                error=np.asarray(flight.errors, dtype=object))
     if flight.masks.numel():
         rows["mask"] = flight.masks.numpy()
     skipped = [{"index": int(flight.ids[j]), "image_id": index.image_ids[int(flight.ids[j])], "error": flight.errors[j]}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import signal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -10,9 +14,11 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 
 from .datasets.base import DatasetIndex
 from .datasets.images import read_rgb
+from .datasets.masks import read_mask
 from .encoders.base import Preprocessor
-from .errors import CorruptImageError
-from .segmentation.geometry import mask_targets, read_mask
+from .errors import CorruptImageError, ImageFormatError
+from .locks import close_inherited_locks
+from .segmentation.geometry import mask_targets
 
 
 class ImageFiles(Dataset):
@@ -20,13 +26,16 @@ class ImageFiles(Dataset):
     ``(index, image (3, S, S) uint8, valid_hw (2,), orig_hw (2,), error, mask)``. ``mask`` is the
     (M, M) uint8 training target of a segmentation dataset (:func:`mask_targets`, M =
     ``mask_size``), or an empty tensor. A file that cannot be decoded gives zeros and its one-line
-    error (workers never raise: the main process decides whether to stop or skip)."""
+    error; a file that decodes to pixels the encoder cannot take as they are (16-bit, ...) gives
+    its error prefixed with :data:`FATAL` (workers never raise: the main process decides whether
+    to stop or skip)."""
 
     def __init__(self, index: DatasetIndex, indices: np.ndarray, preprocess: Preprocessor, img_size: int,
                  mask_size: int | None = None, raw: bool = False):
         self.root = index.root
         self.image_ids = [index.image_ids[i] for i in indices]
         self.mask_ids = [index.mask_ids[i] for i in indices] if index.mask_ids is not None else None
+        self.mask_encoding = index.mask_encoding
         self.indices = np.asarray(indices, dtype=np.int64)
         self.preprocess = preprocess
         self.img_size = img_size
@@ -46,19 +55,46 @@ class ImageFiles(Dataset):
                 image, valid = self.preprocess(rgb)
             mask = torch.zeros(0, dtype=torch.uint8)
             if self.mask_size:
-                truth = read_mask(self.root / self.mask_ids[j])
+                truth = read_mask(self.root / self.mask_ids[j], self.mask_encoding)
                 if truth.shape != rgb.shape[:2]:
                     raise CorruptImageError(f"mask {self.root / self.mask_ids[j]} is {truth.shape[1]} x "
                                             f"{truth.shape[0]} but its image is {rgb.shape[1]} x {rgb.shape[0]}; "
                                             "fix or remove the pair")
                 mask = mask_targets(truth, self.img_size, self.mask_size)
             return int(self.indices[j]), image, torch.tensor(valid), torch.tensor(rgb.shape[:2]), "", mask
-        except CorruptImageError as err:
+        except (CorruptImageError, ImageFormatError) as err:
             side = 1 if self.raw else self.img_size
             blank = torch.zeros(3, side, side, dtype=torch.uint8)
             mask = torch.zeros((self.mask_size, self.mask_size) if self.mask_size else 0, dtype=torch.uint8)
             zeros = torch.zeros(2, dtype=torch.int64)
-            return int(self.indices[j]), blank, zeros, zeros, str(err), mask
+            error = str(err) if isinstance(err, CorruptImageError) else FATAL + str(err)
+            return int(self.indices[j]), blank, zeros, zeros, error, mask
+
+
+FATAL = "fatal: "  # an error that --skip-bad must not skip
+
+
+def _init_worker(worker_id: int) -> None:
+    """A loader worker must not outlive the main process or keep its locks: it lets go of the
+    store's lock file it inherited, dies with its parent (Linux), and leaves SIGINT and SIGTERM
+    to the main process, which stops the workers itself after keeping what was encoded."""
+    close_inherited_locks()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+
+
+def _die_with_parent() -> None:
+    parent = multiprocessing.parent_process()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: torch's own watchdog ends the worker a little later
+        return
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def collate_images(items):
@@ -80,7 +116,7 @@ def image_loader(
         ImageFiles(index, indices, preprocess, img_size, mask_size, raw), batch_size=batch_size, shuffle=False,
         collate_fn=collate_images,
         num_workers=workers, pin_memory=pin_memory, persistent_workers=False,
-        prefetch_factor=4 if workers > 0 else None,
+        prefetch_factor=4 if workers > 0 else None, worker_init_fn=_init_worker if workers > 0 else None,
     )
 
 

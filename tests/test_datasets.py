@@ -18,7 +18,7 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from samembed.datasets import available_datasets, load_dataset, make_synthetic_dataset, read_rgb
 from samembed.datasets.eurosat import CLASSES as EUROSAT_CLASSES
 from samembed.encoders.sam import SamPreprocess
-from samembed.errors import CorruptImageError, DataNotFoundError, UsageError
+from samembed.errors import CorruptImageError, DataNotFoundError, SamembedWarning, UsageError
 from samembed.loader import ImageFiles, image_loader
 
 IMG_SIZE = 64  # SAM input side used for the loader tests: small and fast
@@ -90,7 +90,7 @@ def test_eurosat_with_an_empty_class_folder_is_refused(tmp_path):
     data_dir = make_synthetic_dataset(tmp_path, layout="EuroSAT_RGB", images_per_class=1, size=16)
     for f in (data_dir / "EuroSAT_RGB" / "River").iterdir():
         f.unlink()
-    with pytest.raises(DataNotFoundError) as info:
+    with pytest.raises(DataNotFoundError) as info, pytest.warns(SamembedWarning, match="River"):
         load_dataset("eurosat", data_dir)
     message = assert_one_line(info.value)
     assert str(data_dir / "EuroSAT_RGB") in message and "--data-dir" in message
@@ -140,7 +140,8 @@ def messy_folder(tmp_path):
 
 
 def test_folder_index_ignores_clutter(messy_folder):
-    index = load_dataset("folder", messy_folder)
+    with pytest.warns(SamembedWarning, match="hold no images .*: docs, empty"):
+        index = load_dataset("folder", messy_folder)
     assert index.name == "folder" and index.root == messy_folder
     assert index.class_names == ["a", "b"]
     assert index.image_ids == ["a/A2.JPG", "a/a1.jpg", "a/sub/deep/a3.png", "b/b1.png"]

@@ -14,7 +14,7 @@ from samembed import extract, export_h5, list_groups, load_dataset, open_cache
 from samembed.cache.store import writer_lock
 from samembed.encoders import create_encoder, write_tiny_checkpoint
 from samembed.encoders.sam import SamEncoderSpec
-from samembed.errors import CacheError, CorruptImageError, SignatureMismatchError, UsageError
+from samembed.errors import CacheError, CorruptImageError, Interrupted, SignatureMismatchError, UsageError
 
 FAST = dict(img_size=128, workers=0, batch_size=4, progress=False)  # 8 x 8 tokens: quick on the CPU
 
@@ -35,7 +35,7 @@ def test_cache_holds_what_the_encoder_computes(eurosat_dir, tiny_checkpoint, tmp
     arrays = group.arrays
     assert arrays["neck"].shape == (30, 32) and arrays["neck"].dtype == np.float16
     assert arrays["trunk"].shape == (30, 32) and arrays["grid"].shape == (30, 32, 4, 4)
-    assert arrays["grid"].shards == (8, 32, 4, 4) and arrays["done"].shape == (4,)
+    assert arrays["grid"].shards == (8, 32, 4, 4) and arrays["done"].shape == (30,) and arrays["done"].chunks == (8,)
     assert group.read("ok").all()
     assert (group.read("orig_hw") == 64).all() and (group.read("valid_hw") == 128).all()
 
@@ -73,10 +73,10 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(eurosat_dir, t
 
     monkeypatch.setattr(extraction, "_launch", interrupted)
     cache = tmp_path / "cache"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Interrupted, match="16 of 30 images .* are stored .*run the same command again"):
         run(eurosat_dir, tiny_checkpoint, cache, shard_images=8)
     group = open_cache(cache, "eurosat")
-    assert group.read("done").tolist() == [True, True, False, False]
+    assert group.read("done").tolist() == [True] * 16 + [False] * 14
     assert not group.complete
 
     monkeypatch.setattr(extraction, "_launch", real)
@@ -150,7 +150,7 @@ def test_a_corrupt_image_stops_the_run_with_its_path(tmp_path, tiny_checkpoint):
     assert "Highway_2.jpg" in str(err.value) and "--skip-bad" in str(err.value) and "\n" not in str(err.value)
     group = open_cache(tmp_path / "cache", "eurosat")
     done = group.read("done")
-    assert not done[bad // 4] and done[: bad // 4].all()  # earlier shards kept, the bad one not written
+    assert not done[bad:].any() and done[: bad // 4 * 4].all()  # the batches before the bad one's are kept
 
 
 def test_skip_bad_records_the_image_and_keeps_labels_aligned(tmp_path, tiny_checkpoint):
@@ -162,7 +162,8 @@ def test_skip_bad_records_the_image_and_keeps_labels_aligned(tmp_path, tiny_chec
     assert not ok[bad] and ok.sum() == 19
     assert np.array_equal(group.read("labels"), index.labels)  # nothing shifted
     assert not group.read("neck")[bad].any() and group.read("neck")[ok].any(axis=1).all()
-    (skipped,) = group.attrs["skipped"]
+    (skipped,) = group.skipped
+    assert group.read("error")[bad] == skipped["error"] and (group.read("error")[ok] == "").all()
     assert skipped["index"] == bad and skipped["image_id"] == "Highway/Highway_2.jpg" and skipped["error"]
 
 
@@ -210,7 +211,7 @@ def test_export_h5_has_the_same_arrays(eurosat_dir, tiny_checkpoint, tmp_path):
     with h5py.File(out) as f:
         for name, array in group.arrays.items():
             stored = f[name][:]
-            if name == "image_ids":
+            if name in ("image_ids", "error"):  # text
                 assert [s.decode() for s in stored] == list(array[:])
             else:
                 assert np.array_equal(stored, array[:]) and stored.dtype == array.dtype

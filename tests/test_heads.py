@@ -93,7 +93,7 @@ def test_sweep_skips_finished_runs_and_resumes(embedding_cache, tmp_path, monkey
         if count["n"] == 3:
             raise KeyboardInterrupt
         count["n"] += 1
-        real(self, record)
+        return real(self, record)
 
     monkeypatch.setattr(runner.RunsStore, "append", dies_after_three)
     with pytest.raises(KeyboardInterrupt):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from samembed.errors import UsageError
+from samembed.errors import SamembedWarning
 from samembed.experiments.records import DEFAULT_RUNS_DIR, RunsStore
 
 
@@ -58,23 +58,32 @@ def test_torn_last_line_is_ignored_and_next_append_is_clean(tmp_path):
     assert json.loads(lines[2]) == {"run_id": "b"}
 
 
-def test_malformed_middle_line_names_the_line(tmp_path):
+def test_unreadable_lines_are_skipped_with_a_warning_that_counts_and_names_them(tmp_path):
+    """Before: one garbage line made records() raise, blocking report and sweep."""
     store = RunsStore(tmp_path)
     store.append({"run_id": "a"})
     with open(store.path, "ab") as f:
         f.write(b"this is not json\n")
     store.append({"run_id": "b"})
-    with pytest.raises(UsageError, match=r"runs\.jsonl line 2 is not valid JSON.*move the file aside") as info:
-        store.records()
-    assert "\n" not in str(info.value)
+    with open(store.path, "ab") as f:
+        f.write(b'[1,2]\n\xff\xfe\n')
+    store.append({"run_id": "c"})
+    with pytest.warns(SamembedWarning) as caught:
+        records = store.records()
+    assert [r["run_id"] for r in records] == ["a", "b", "c"]
+    (message,) = [str(w.message) for w in caught]
+    assert "skipped 3 unreadable line(s)" in message and "\n" not in message
+    assert "line 2 is not valid JSON" in message and "line 4 is not a run record" in message and "line 5" in message
 
 
-def test_record_without_run_id_is_malformed(tmp_path):
-    store = RunsStore(tmp_path)
-    store.root.mkdir(exist_ok=True)
-    store.path.write_text('{"run_id":"a"}\n[1,2]\n')
-    with pytest.raises(UsageError, match="line 2 is not a run record"):
-        store.run_ids()
+def test_a_run_already_recorded_is_not_appended_again(tmp_path):
+    """Before: two sweeps on one store both appended the same run id."""
+    first, second = RunsStore(tmp_path), RunsStore(tmp_path)  # two processes' views of one store
+    assert first.append({"run_id": "a", "by": 1}) is True
+    assert second.append({"run_id": "a", "by": 2}) is False  # seen under the lock, though never read before
+    assert second.append_many([{"run_id": "b"}, {"run_id": "a"}, {"run_id": "b", "again": 1}]) == [{"run_id": "b"}]
+    assert first.append({"run_id": "b"}) is False
+    assert [(r["run_id"], r.get("by")) for r in RunsStore(tmp_path).records()] == [("a", 1), ("b", None)]
 
 
 _PROCESSES, _PER_PROCESS, _PAD = 4, 50, 20_000

@@ -15,9 +15,9 @@ from samembed.cli import app
 from samembed.datasets import load_dataset, make_synthetic_roads
 from samembed.encoders.tiny import build_sam
 from samembed.errors import CheckpointError, DataNotFoundError, UsageError
-from samembed.experiments.records import RunsStore
 from samembed.report import write_report
-from samembed.segmentation.geometry import canvas_to_original, input_shape, mask_targets, mask_to_canvas, read_mask
+from samembed.datasets.masks import read_mask
+from samembed.segmentation.geometry import canvas_to_original, input_shape, mask_targets, mask_to_canvas
 from samembed.segmentation.metrics import pixel_counts, scores, segmentation_metrics
 
 IMG_SIZE = 128

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from ..atomic import write_whole
-from ..errors import CacheError
+from ..errors import UsageError, storage_error
 from .reader import CacheGroup
 
 
@@ -17,14 +17,14 @@ def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) 
     """Write every array of ``group`` to the HDF5 file ``out`` (gzip-compressed, the same
     names and shapes), attributes as JSON strings. Refuses an incomplete group. Written to a
     temporary file first, so ``out`` is never half-written."""
-    if not group.complete:
-        done, total = group.shards_done
-        raise CacheError(
-            f"{group.store}/{group.name} is incomplete ({done}/{total} shards); run the same "
-            "`samembed extract` again to finish it, then export"
-        )
+    group.require_complete()
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise UsageError(f"--out {out} is a folder; give the HDF5 file to write, e.g. {out / (group.name + '.h5')}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, f"creating {out.parent}") from None
 
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
@@ -39,4 +39,7 @@ def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) 
                 for start in range(0, array.shape[0], images_per_block):
                     ds[start:start + images_per_block] = array[start:start + images_per_block]
 
-    return write_whole(out, write)
+    try:
+        return write_whole(out, write)
+    except OSError as err:
+        raise storage_error(err, f"writing {out}") from None

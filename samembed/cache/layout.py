@@ -1,9 +1,14 @@
 """The cache's arrays: names, shapes, dtypes, chunks and shards (docs/cache-format.md).
 
-Shards split the image axis into blocks of ``shard_images`` images. A shard is the unit of
-writing and of completion: every per-image array has the same shard boundaries, one writer writes
-a whole shard of every array and only then sets ``done[shard]``. Chunks are the unit of reading
-(at least about 1 MiB for the grid maps)."""
+Shards split the image axis into blocks of ``shard_images`` images. Every per-image array has
+the same shard boundaries, and one writer owns a shard at a time: it writes the shard's rows of
+every array and only then sets their ``done`` flags. ``done`` is per image (its chunks are the
+shards), so an interrupted run keeps every image it encoded; Zarr writes each chunk or shard
+file whole (a temporary file, then a rename), so a partly written shard is never seen. Chunks
+are the unit of reading (at least about 1 MiB for the grid maps).
+
+Groups written before per-image flags (no ``done_unit`` attribute) have one flag per shard;
+:func:`images_done` reads both."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 TARGET_CHUNK_BYTES = 1 << 20
 TARGET_SHARD_BYTES = 64 << 20
 MAX_SHARD_IMAGES = 1024
+DONE_PER_IMAGE = "image"  # the ``done_unit`` attribute of groups with a flag per image
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ def plan_arrays(
         "labels": ArraySpec((n,), "int32", (whole,), None, ("image",), False),
         "image_ids": ArraySpec((n,), "str", (whole,), None, ("image",), False),
         "ok": ArraySpec((n,), "bool", (s,), None, ("image",), True),
+        "error": ArraySpec((n,), "str", (s,), None, ("image",), True),
         "orig_hw": ArraySpec((n, 2), "int32", (s, 2), None, ("image", "hw"), True),
         "valid_hw": ArraySpec((n, 2), "int32", (s, 2), None, ("image", "hw"), True),
     }
@@ -77,17 +84,25 @@ def num_shards(num_images: int, shard_images: int) -> int:
     return -(-num_images // shard_images)
 
 
-def create_arrays(group: zarr.Group, specs: dict[str, ArraySpec], n_shards: int) -> None:
+def create_arrays(group: zarr.Group, specs: dict[str, ArraySpec], shard_images: int) -> None:
     for name, spec in specs.items():
+        text = spec.dtype == "str"
         group.create_array(
-            name, shape=spec.shape, dtype=str if spec.dtype == "str" else spec.dtype, chunks=spec.chunks,
-            shards=spec.shards, dimension_names=spec.dims,
-            compressors=None if spec.dtype == "str" else COMPRESSOR,
-            fill_value="" if spec.dtype == "str" else 0,
+            name, shape=spec.shape, dtype=str if text else spec.dtype, chunks=spec.chunks,
+            shards=spec.shards, dimension_names=spec.dims, compressors=None if text else COMPRESSOR,
+            fill_value="" if text else 0,
         )
-    # One chunk per flag: marking a shard done rewrites no other shard's flag.
-    group.create_array("done", shape=(n_shards,), dtype="bool", chunks=(1,), fill_value=False,
-                       dimension_names=("shard",))
+    # A flag per image, one chunk per shard: a shard's writer never rewrites another shard's flags.
+    n = specs["labels"].shape[0]
+    group.create_array("done", shape=(n,), dtype="bool", chunks=(shard_images,), fill_value=False,
+                       dimension_names=("image",))
+
+
+def images_done(done: np.ndarray, attrs: dict) -> np.ndarray:
+    """(N,) bool: which images are stored, from the ``done`` flags of either layout."""
+    if attrs.get("done_unit") == DONE_PER_IMAGE:
+        return np.asarray(done, bool)
+    return np.repeat(np.asarray(done, bool), attrs["shard_images"])[: attrs["num_images"]]
 
 
 def shard_slice(shard: int, shard_images: int, num_images: int) -> slice:
@@ -96,6 +111,7 @@ def shard_slice(shard: int, shard_images: int, num_images: int) -> slice:
 
 def empty_shard_buffers(specs: dict[str, ArraySpec], rows: int) -> dict[str, np.ndarray]:
     return {
-        name: np.zeros((rows,) + spec.shape[1:], dtype=spec.dtype)
+        name: np.full((rows,) + spec.shape[1:], "", dtype=object) if spec.dtype == "str"
+        else np.zeros((rows,) + spec.shape[1:], dtype=spec.dtype)
         for name, spec in specs.items() if spec.per_shard
     }

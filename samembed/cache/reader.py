@@ -1,4 +1,5 @@
-"""Reading the cache: which groups a store holds, and their arrays."""
+"""Reading the cache: which groups a store holds, and their arrays. A group is checked when it is
+opened: damaged metadata is reported in one line naming the array, never trusted."""
 
 from __future__ import annotations
 
@@ -9,16 +10,26 @@ import numpy as np
 import zarr
 
 from ..errors import CacheError, UsageError
-from .store import FORMAT, store_path
+from .layout import DONE_PER_IMAGE, images_done
+from .store import FORMAT, check_cache_dir, child_names, damage, store_path
 
 
 @dataclass
 class CacheGroup:
-    """A read-only view of one cache group (one dataset, one encoder at one input size)."""
+    """A read-only view of one cache group (one dataset, one encoder at one input size).
+    ``problem`` says why the group cannot be used (damaged metadata), or is ``None``."""
 
     store: Path
     name: str
-    group: zarr.Group
+    group: zarr.Group | None
+    problem: str | None = None
+
+    def check(self) -> CacheGroup:
+        """``self``, or one line saying that it is damaged and how to start over."""
+        if self.problem:
+            raise CacheError(f"the cache group {self.store / self.name} is damaged: {self.problem}; extract it again "
+                             "with --overwrite (or delete that folder)")
+        return self
 
     @property
     def attrs(self) -> dict:
@@ -53,21 +64,51 @@ class CacheGroup:
     def arrays(self) -> dict[str, zarr.Array]:
         return dict(self.group.arrays())
 
+    def images_done(self) -> np.ndarray:
+        """(N,) bool: which images are stored."""
+        return images_done(self.read("done"), self.attrs)
+
     @property
-    def shards_done(self) -> tuple[int, int]:
-        done = self.group["done"][:]
-        return int(done.sum()), len(done)
+    def progress(self) -> tuple[int, int]:
+        """(images stored, images in the dataset)."""
+        return int(self.images_done().sum()), self.num_images
 
     @property
     def complete(self) -> bool:
-        done, total = self.shards_done
-        return done == total
+        stored, total = self.progress
+        return stored == total
+
+    def require_complete(self) -> CacheGroup:
+        """``self``, or one line saying how to finish the extraction."""
+        if not self.complete:
+            stored, total = self.progress
+            raise CacheError(f"the cache {self.store}/{self.name} is incomplete ({stored} of {total} images); run "
+                             f"`samembed extract {self.dataset}` again with the same options to finish it")
+        return self
+
+    @property
+    def skipped(self) -> list[dict]:
+        """``{index, image_id, error}`` of every image skipped as unreadable (``--skip-bad``)."""
+        if self.attrs.get("done_unit") == DONE_PER_IMAGE:
+            errors = self.read("error")
+            bad = np.flatnonzero((errors != "") & ~self.read("ok") & self.images_done())
+            ids = self.read("image_ids")
+            return [{"index": int(i), "image_id": str(ids[i]), "error": str(errors[i])} for i in bad]
+        return list(self.attrs.get("skipped", []))  # groups made before the error array
 
     def read(self, name: str) -> np.ndarray:
         """The whole array ``name`` (``labels``, ``neck``, ``grid``, ...) in memory."""
-        if name not in self.group:
-            raise UsageError(f"{self.store}/{self.name} has no array '{name}'; it has {', '.join(sorted(self.arrays))}")
-        return self.group[name][:]
+        try:
+            array = self.group[name]
+        except KeyError:
+            raise UsageError(f"{self.store}/{self.name} has no array '{name}'; it has "
+                             f"{', '.join(sorted(self.arrays))}") from None
+        try:
+            return array[:]
+        except Exception as err:  # a damaged or missing chunk file
+            raise CacheError(f"the array '{name}' of {self.store}/{self.name} cannot be read "
+                             f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); extract the group again "
+                             "with --overwrite") from None
 
     def nbytes_stored(self) -> int:
         """Bytes on disk of this group."""
@@ -75,28 +116,43 @@ class CacheGroup:
         return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
 
+def _open_group(path: Path, root: zarr.Group, name: str) -> CacheGroup | None:
+    """The group ``name`` of ``root``, checked; ``None`` for a node that is not a samembed group
+    (or whose creation was interrupted before its signature)."""
+    try:
+        group = root[name]
+    except Exception as err:
+        return CacheGroup(path, name, None, f"its metadata cannot be read ({type(err).__name__})")
+    if not isinstance(group, zarr.Group) or "signature" not in group.attrs:
+        return None
+    return CacheGroup(path, name, group, damage(group))
+
+
 def list_groups(cache_dir: str | Path) -> list[CacheGroup]:
-    """Every cache group under ``cache_dir``, sorted by store and name."""
-    cache_dir = Path(cache_dir)
+    """Every cache group under ``cache_dir``, sorted by store and name; damaged groups are listed
+    with their ``problem``."""
+    cache_dir = check_cache_dir(cache_dir)
     if not cache_dir.is_dir():
         return []
     groups = []
     for path in sorted(cache_dir.glob("*.zarr")):
         try:
             root = zarr.open_group(path, mode="r")
+            if root.attrs.get("format") != FORMAT:
+                continue
         except Exception:  # not a zarr store: not ours
             continue
-        if root.attrs.get("format") != FORMAT:
-            continue
-        for name, group in sorted(root.groups()):
-            if "signature" in group.attrs:
-                groups.append(CacheGroup(path, name, group))
+        for name in child_names(root):
+            group = _open_group(path, root, name)
+            if group is not None:
+                groups.append(group)
     return groups
 
 
 def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) -> CacheGroup:
     """The group of ``dataset`` for ``encoder`` (a group name such as ``sam-vit_b@1024`` or its
-    prefix); ``encoder`` may be left out when the store holds one group."""
+    prefix); ``encoder`` may be left out when the store holds one group. Damaged groups are
+    refused in one line."""
     path = store_path(cache_dir, dataset)
     groups = [g for g in list_groups(cache_dir) if g.store == path]
     if not groups:
@@ -107,4 +163,4 @@ def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) 
     if len(groups) != 1:
         what = "no" if not groups else "several"
         raise UsageError(f"{what} cache groups match for '{dataset}'; choose one with --encoder: {', '.join(names)}")
-    return groups[0]
+    return groups[0].check()

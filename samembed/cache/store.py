@@ -1,25 +1,24 @@
 """Opening the cache: one Zarr store per dataset (``<cache_dir>/<dataset>.zarr``), one group per
-encoder and input size (``<encoder key>@<img_size>``)."""
+encoder and input size (``<encoder key>@<img_size>``); creating, checking and locking groups."""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import zarr
 
-from ..errors import CacheError, SignatureMismatchError
-from .layout import create_arrays, num_shards, plan_arrays
+from ..errors import CacheError, SignatureMismatchError, storage_error
+from ..locks import LockBusy, file_lock
+from .layout import DONE_PER_IMAGE, create_arrays, images_done, plan_arrays
 from .signature import first_difference
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no lock, one extraction at a time is on the user
-    fcntl = None
 
 FORMAT = "samembed-cache"
 FORMAT_VERSION = 1
+BASE_ARRAYS = ("labels", "image_ids", "ok", "orig_hw", "valid_hw", "grid", "done")
 
 
 def store_path(cache_dir: str | Path, dataset: str) -> Path:
@@ -30,68 +29,143 @@ def group_name(encoder_key: str, img_size: int) -> str:
     return f"{encoder_key}@{img_size}"
 
 
+def check_cache_dir(cache_dir: str | Path) -> Path:
+    """``cache_dir`` as a Path; one line if it names something that is not a folder."""
+    cache_dir = Path(cache_dir)
+    if cache_dir.exists() and not cache_dir.is_dir():
+        raise CacheError(f"--cache-dir {cache_dir} is a file, not a folder; pass a folder (it is created if missing)")
+    return cache_dir
+
+
 @contextlib.contextmanager
 def writer_lock(cache_dir: str | Path, dataset: str):
     """Hold an exclusive lock on a dataset's store for the length of an extraction, so that two
-    extractions never write the same shard."""
-    cache_dir = Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    lock_file = cache_dir / f".{dataset}.zarr.lock"
-    with open(lock_file, "w") as f:
-        if fcntl is not None:
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CacheError(
-                    f"another samembed extraction is writing to {store_path(cache_dir, dataset)}; "
-                    "wait for it to finish, or use another --cache-dir"
-                ) from None
-        yield
+    extractions never write the same shard. The lock goes with this process (never with its
+    loader workers), so a killed extraction frees it at once."""
+    cache_dir = check_cache_dir(cache_dir)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, f"creating the cache folder {cache_dir}") from None
+    try:
+        with file_lock(cache_dir / f".{dataset}.zarr.lock", wait=False):
+            yield
+    except LockBusy:
+        raise CacheError(f"another samembed extraction is writing to {store_path(cache_dir, dataset)}; "
+                         "wait for it to finish, or use another --cache-dir") from None
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(f"{type(err).__name__}: {err}".split())[:200]
+
+
+def open_root(path: Path, mode: str = "r") -> zarr.Group:
+    """The dataset store at ``path``; one line if its metadata is damaged."""
+    try:
+        return zarr.open_group(path, mode=mode)
+    except Exception as err:  # zarr raises JSON, key and value errors for damaged metadata
+        raise CacheError(f"the cache store {path} is damaged ({_one_line(err)}); delete {path} and extract "
+                         "again") from None
+
+
+def child_names(group: zarr.Group) -> list[str]:
+    """Names of the nodes directly under ``group``, read from the store's listing, so a child
+    with damaged metadata is listed too (zarr's own listing leaves it out)."""
+    from zarr.core.sync import sync
+
+    async def listing():
+        prefix = f"{group.path}/" if group.path else ""
+        return [key async for key in group.store.list_dir(prefix)]
+
+    return sorted(k.rstrip("/") for k in sync(listing()) if k != "zarr.json" and not k.startswith("."))
+
+
+def required_arrays(attrs: dict) -> list[str]:
+    """The arrays a group with these attributes must hold."""
+    names = list(BASE_ARRAYS) + list(attrs.get("pooled", []))
+    if attrs.get("mask_size"):
+        names.append("mask")
+    if attrs.get("done_unit") == DONE_PER_IMAGE:
+        names.append("error")
+    return names
+
+
+def damage(group: zarr.Group) -> str | None:
+    """Why ``group`` (one with a signature) cannot be trusted, or ``None``: an array it needs is
+    missing, has metadata zarr cannot read, or has the wrong length."""
+    attrs = dict(group.attrs)
+    try:
+        n = int(attrs["num_images"])
+        names = required_arrays(attrs)
+    except (KeyError, TypeError, ValueError) as err:
+        return f"its attributes lack {_one_line(err)}"
+    for name in names:
+        try:
+            array = group[name]
+        except KeyError:
+            return f"the array '{name}' is missing"
+        except Exception as err:
+            return f"the metadata of its array '{name}' cannot be read ({_one_line(err)})"
+        if not isinstance(array, zarr.Array):
+            return f"'{name}' is not an array"
+        length = n if name != "done" or attrs.get("done_unit") == DONE_PER_IMAGE else -(-n // int(attrs["shard_images"]))
+        if array.shape[:1] != (length,):
+            return f"the array '{name}' has shape {array.shape}, not ({length}, ...)"
+    return None
+
+
+def remove_group(root: zarr.Group, path: Path, name: str) -> None:
+    """Delete group ``name`` (any state, damaged metadata included) from the store at ``path``."""
+    try:
+        shutil.rmtree(path / name)
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise storage_error(err, f"deleting {path / name}") from None
 
 
 def open_group_for_writing(
     cache_dir: str | Path, dataset: str, name: str, signature: dict, *, class_names: list[str],
     image_ids: list[str], labels, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
     mask_size: int | None = None, subsets: list[str] | None = None, attrs: dict | None = None,
+    overwrite: bool = False,
 ) -> zarr.Group:
     """The group ``name`` of the dataset's store, created with every array if it is new, else
     checked against ``signature``. Segmentation datasets pass ``mask_size`` and their fixed
     ``subsets``; ``attrs`` are extra attributes, updated on every open (not in the signature).
+
+    A group that stores no image yet is recreated whenever its signature differs (an earlier run
+    stopped before its first image: nothing is lost); one whose creation was interrupted is
+    recreated too. ``overwrite`` deletes the group first. A group that holds images made with
+    other settings, or damaged metadata, is refused in one line that says how to start over.
     Call under :func:`writer_lock`."""
     path = store_path(cache_dir, dataset)
-    root = zarr.open_group(path, mode="a")
+    root = open_root(path, mode="a")
     if root.attrs.get("format") is None:
         root.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "dataset": dataset})
-    if name in root and "signature" not in root[name].attrs:
-        # Creation was interrupted before the signature (written last) and so before any data.
-        del root[name]
-    if name in root:
-        group = root[name]
-        stored = group.attrs["signature"]
-        if group.attrs.get("format_version") != FORMAT_VERSION:
-            raise CacheError(f"{path}/{name} was written by another samembed cache format; delete it to start over")
-        diff = first_difference(stored, signature)
-        if diff:
-            key, old, new = diff
-            raise SignatureMismatchError(
-                f"{path}/{name} was made with {key}={old!r}, not {new!r}; run with the same settings, "
-                f"use another --cache-dir, or delete {path / name} to start over"
-            )
-        if attrs:
-            group.attrs.update(attrs)
-        return group
+    if name in child_names(root):
+        if overwrite or _creation_was_interrupted(root, name):
+            remove_group(root, path, name)
+        else:
+            group = _check_existing(root, path, name, signature)
+            if group is None:  # nothing stored yet, other settings: start afresh
+                remove_group(root, path, name)
+            else:
+                if attrs:
+                    group.attrs.update(attrs)
+                return group
     group = root.create_group(name)
     n = len(image_ids)
     specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None)
-    create_arrays(group, specs, num_shards(n, shard_images))
+    create_arrays(group, specs, shard_images)
     group["labels"][:] = labels
-    group["image_ids"][:] = image_ids
+    group["image_ids"][:] = np.asarray(image_ids, dtype=object)
     if subsets is not None:
-        group["subset"][:] = subsets
+        group["subset"][:] = np.asarray(subsets, dtype=object)
     # Attributes last: a group with a signature has all of its arrays.
     group.attrs.update({
         "format_version": FORMAT_VERSION, "class_names": list(class_names), "num_images": n,
-        "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "skipped": [],
+        "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "done_unit": DONE_PER_IMAGE,
         "extraction_runs": [], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({"mask_size": mask_size} if mask_size else {}), **(attrs or {}),
         "signature": signature,
@@ -99,10 +173,44 @@ def open_group_for_writing(
     return group
 
 
-def pending_shards(group: zarr.Group) -> list[int]:
-    """Shards not yet written completely."""
-    done = group["done"][:]
-    return [int(i) for i in (~done).nonzero()[0]]
+def _creation_was_interrupted(root: zarr.Group, name: str) -> bool:
+    """Creation writes the signature last, so a group without one holds no data."""
+    try:
+        return "signature" not in root[name].attrs
+    except Exception:  # damaged group metadata: not an interrupted creation, see _check_existing
+        return False
+
+
+def _check_existing(root: zarr.Group, path: Path, name: str, signature: dict) -> zarr.Group | None:
+    """The existing group if it may be continued; ``None`` if it stores no image and was made
+    with other settings; otherwise raises."""
+    fix = f"run the same command with --overwrite to start {path / name} over, or use another --cache-dir"
+    try:
+        group = root[name]
+        stored = group.attrs["signature"]
+    except Exception as err:
+        raise CacheError(f"the cache group {path / name} is damaged ({_one_line(err)}); {fix}") from None
+    if group.attrs.get("format_version") != FORMAT_VERSION:
+        raise CacheError(f"{path / name} was written by another samembed cache format; {fix}")
+    problem = damage(group)
+    if problem:
+        raise CacheError(f"the cache group {path / name} is damaged: {problem}; {fix}")
+    diff = first_difference(stored, signature)
+    if diff is None:
+        return group
+    stored_images = int(images_done(group["done"][:], dict(group.attrs)).sum())
+    if stored_images == 0:
+        return None
+    key, old, new = diff
+    raise SignatureMismatchError(
+        f"{path / name} holds {stored_images} images made with {key}={old!r}, not {new!r}; run with the same "
+        f"settings, or {fix}"
+    )
+
+
+def pending_images(group: zarr.Group) -> np.ndarray:
+    """(k,) int64 indices of the images not yet stored, in order."""
+    return np.flatnonzero(~images_done(group["done"][:], dict(group.attrs)))
 
 
 def record_run(group: zarr.Group, run: dict) -> None:

@@ -1,10 +1,11 @@
-"""The background writer: collects encoded batches into whole shards and writes them while the
-encoder works on the next batches."""
+"""The background writer: collects encoded batches by shard and writes them while the encoder works
+on the next batches."""
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 
 import numpy as np
 import zarr
@@ -12,39 +13,57 @@ import zarr
 from .layout import ArraySpec, empty_shard_buffers, shard_slice
 
 
+def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted row numbers -> [(start, stop)] of their contiguous runs."""
+    if not len(rows):
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(rows, breaks)]
+
+
 class ShardWriter:
-    """Accepts rows in any batch sizes, in increasing image order, and writes each shard of every
-    per-shard array once all of its rows have arrived; then sets ``done[shard]``. A shard that
-    never fills (an interrupted run) is never written, so the cache never holds a partial shard.
+    """Writes the rows of the images ``expected`` in this run (any batch sizes, increasing image
+    order). A shard is written once all of its expected rows have arrived, every array first and
+    its ``done`` flags last, so a stored image is always whole.
 
-    Errors in the writer thread are raised in the caller at the next :meth:`submit` or at
-    :meth:`close`."""
+    When the group keeps a ``done`` flag per image, what has arrived of an unfinished shard is
+    also written every ``save_every`` seconds (so a killed process loses at most that much work)
+    and at :meth:`close` (so an interrupted run loses nothing it encoded). With one flag per shard
+    (groups made before that), only whole shards are written. Errors in the writer thread are
+    raised in the caller at the next :meth:`submit` or at :meth:`close`."""
 
-    def __init__(self, group: zarr.Group, specs: dict[str, ArraySpec], shard_images: int, max_pending: int = 8):
+    def __init__(self, group: zarr.Group, specs: dict[str, ArraySpec], shard_images: int, expected: np.ndarray,
+                 done_per_image: bool = True, max_pending: int = 8, save_every: float = 10.0):
         self.group = group
-        self.specs = specs
+        self.specs = {name: spec for name, spec in specs.items() if spec.per_shard}
         self.shard_images = shard_images
-        self.num_images = group.attrs["num_images"]
+        self.num_images = int(group.attrs["num_images"])
+        self.done_per_image = done_per_image
+        shards, counts = np.unique(np.asarray(expected) // shard_images, return_counts=True)
+        self.expected = dict(zip(shards.tolist(), counts.tolist()))
         self.queue: queue.Queue = queue.Queue(maxsize=max_pending)
-        self.buffers: dict[int, tuple[dict[str, np.ndarray], np.ndarray]] = {}  # shard -> (arrays, filled rows)
+        # shard -> (arrays, rows filled, rows written)
+        self.buffers: dict[int, tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]] = {}
+        self.save_every = save_every
+        self.saved_at = time.monotonic()
         self.error: BaseException | None = None
-        self.shards_written = 0
-        self.skipped: list[dict] = []
+        self.stored = 0  # images whose done flag this writer set
         self.thread = threading.Thread(target=self._run, name="samembed-writer", daemon=True)
         self.thread.start()
 
-    def submit(self, indices: np.ndarray, rows: dict[str, np.ndarray], skipped: list[dict] = ()) -> None:
+    def submit(self, indices: np.ndarray, rows: dict[str, np.ndarray]) -> None:
         """Queue ``rows[name][j]`` for image ``indices[j]`` (blocks while the queue is full)."""
         self._raise_if_failed()
         while True:
             try:
-                self.queue.put((indices, rows, list(skipped)), timeout=0.5)
+                self.queue.put((indices, rows), timeout=0.5)
                 return
             except queue.Full:
                 self._raise_if_failed()
 
     def close(self) -> None:
-        """Write every shard that is complete, then stop; partial shards are dropped."""
+        """Write every shard that is complete and, with per-image flags, the rows that arrived of
+        the others; then stop."""
         self.queue.put(None)
         self.thread.join()
         self._raise_if_failed()
@@ -57,38 +76,56 @@ class ShardWriter:
         try:
             while (item := self.queue.get()) is not None:
                 self._add(*item)
+            self._save_unfinished()
         except BaseException as err:  # handed to the caller
             self.error = err
             while self.queue.get() is not None:  # unblock the producer until it closes
                 pass
 
-    def _add(self, indices: np.ndarray, rows: dict[str, np.ndarray], skipped: list[dict]) -> None:
+    def _add(self, indices: np.ndarray, rows: dict[str, np.ndarray]) -> None:
         shards = indices // self.shard_images
-        for shard in np.unique(shards):
+        for shard in np.unique(shards).tolist():
             sel = shards == shard
-            span = shard_slice(int(shard), self.shard_images, self.num_images)
+            span = shard_slice(shard, self.shard_images, self.num_images)
             if shard not in self.buffers:
-                self.buffers[shard] = (empty_shard_buffers(self.specs, span.stop - span.start),
-                                       np.zeros(span.stop - span.start, dtype=bool))
-            arrays, filled = self.buffers[shard]
+                size = span.stop - span.start
+                self.buffers[shard] = (empty_shard_buffers(self.specs, size), np.zeros(size, bool), np.zeros(size, bool))
+            arrays, filled, _ = self.buffers[shard]
             local = indices[sel] - span.start
             for name, buf in arrays.items():
                 buf[local] = rows[name][sel]
             filled[local] = True
-            self.skipped += [s for s in skipped if span.start <= s["index"] < span.stop]
-            if filled.all():
-                self._write(int(shard), span, arrays)
+            if filled.sum() == self.expected.get(shard, len(filled)):
+                self._write(shard)
+                del self.buffers[shard]
+        if time.monotonic() - self.saved_at > self.save_every:
+            self._save_unfinished()
 
-    def _write(self, shard: int, span: slice, arrays: dict[str, np.ndarray]) -> None:
+    def _save_unfinished(self) -> None:
+        """Write what has arrived of the shards not yet complete (per-image flags only)."""
+        if self.done_per_image:
+            for shard in sorted(self.buffers):
+                self._write(shard)
+        self.saved_at = time.monotonic()
+
+    def _write(self, shard: int) -> None:
+        """Write the rows of ``shard`` that arrived and are not written yet, then their flags."""
+        arrays, filled, written = self.buffers[shard]
+        span = shard_slice(shard, self.shard_images, self.num_images)
+        rows = np.flatnonzero(filled & ~written)
+        whole = len(rows) == len(filled)
+        if not len(rows) or not (whole or self.done_per_image):
+            return
         for name, buf in arrays.items():
-            self.group[name][span] = buf
-        mine = [s for s in self.skipped if span.start <= s["index"] < span.stop]
-        if mine:
-            known = {s["index"] for s in self.group.attrs.get("skipped", [])}
-            self.group.attrs["skipped"] = list(self.group.attrs.get("skipped", [])) + [
-                s for s in mine if s["index"] not in known
-            ]
-            self.skipped = [s for s in self.skipped if s not in mine]
-        self.group["done"][shard] = True  # last: the shard is complete on disk
-        del self.buffers[shard]
-        self.shards_written += 1
+            if whole:
+                self.group[name][span] = buf  # one write of the whole shard
+            else:
+                for start, stop in _runs(rows):
+                    self.group[name][span.start + start:span.start + stop] = buf[start:stop]
+        if self.done_per_image:  # last: the images are complete on disk
+            for start, stop in _runs(rows):
+                self.group["done"][span.start + start:span.start + stop] = True
+        else:
+            self.group["done"][shard] = True
+        written[rows] = True
+        self.stored += len(rows)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
+import warnings
 
 import typer
 
-from ..errors import SamembedError
+from ..errors import SamembedError, SamembedWarning, storage_error
 
 app = typer.Typer(
     name="samembed",
@@ -26,21 +28,49 @@ def fail(message: str, code: int = 1):
     raise typer.Exit(code)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    if issubclass(category, SamembedWarning):
+        typer.echo(f"warning: {message}", err=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def _terminate(signum, frame):
+    """SIGTERM (what Slurm and other schedulers send before killing a job) stops the work as
+    Ctrl-C does: what is finished is kept, and the message says so."""
+    raise KeyboardInterrupt
+
+
 def friendly_errors(command):
-    """Turn :class:`SamembedError` and Ctrl-C into one line on stderr and a non-zero exit."""
+    """Turn :class:`SamembedError`, Ctrl-C, SIGTERM and operating-system errors into one line on
+    stderr and a non-zero exit; show samembed's warnings as ``warning:`` lines."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        debug = bool(os.environ.get("SAMEMBED_DEBUG"))
+        shown, warnings.showwarning = warnings.showwarning, _show_warning
+        on_term = signal.signal(signal.SIGTERM, _terminate)
         try:
             return command(*args, **kwargs)
         except SamembedError as err:
-            if os.environ.get("SAMEMBED_DEBUG"):
+            if debug:
                 raise
-            fail(str(err))
+            fail(str(err), err.exit_code)
         except KeyboardInterrupt:
-            if os.environ.get("SAMEMBED_DEBUG"):
+            if debug:
                 raise
-            typer.echo("interrupted; completed shards are kept, run the same command again to resume", err=True)
+            typer.echo("interrupted; what was finished is kept: run the same command again to go on", err=True)
             sys.exit(130)
+        except OSError as err:  # the environment refused something (disk full, permission)
+            if debug:
+                raise
+            where = f"writing {err.filename}" if err.filename else "reading or writing files"
+            fail(str(storage_error(err, where)))
+        finally:
+            warnings.showwarning = shown
+            signal.signal(signal.SIGTERM, on_term)
 
     return wrapper

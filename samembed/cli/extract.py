@@ -29,18 +29,19 @@ def extract_command(
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Delete this encoder's group of the cache first and start it over."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run the frozen encoder once over every image and store the embeddings in the cache.
 
-    Interrupted runs resume where they stopped when run again.
+    Interrupted runs (Ctrl-C, SIGTERM, a lost machine) resume where they stopped when run again.
 
     Example: samembed extract eurosat --download --model vit_b --grid 16
     """
     result = run_extraction(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
-        skip_bad=skip_bad, progress=not quiet, compile=compile,
+        skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite,
     )
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:
@@ -48,5 +49,5 @@ def extract_command(
         return
     line = f"{where}: encoded {result.encoded} images in {result.seconds:.1f} s ({result.images_per_second:.1f} img/s)"
     if result.skipped:
-        line += f", skipped {result.skipped} bad images (listed in the group's 'skipped' attribute)"
+        line += f", skipped {result.skipped} unreadable images (their errors are in the group's 'error' array)"
     typer.echo(line)

@@ -18,13 +18,16 @@ def describe_cache(cache_dir: Path) -> str:
         return f"no samembed cache in {cache_dir}; create one with `samembed extract DATASET`"
     lines = []
     for g in groups:
-        done, total = g.shards_done
+        if g.problem:
+            lines.append(f"{g.store.name}/{g.name}  [damaged: {g.problem}; extract it again with --overwrite]")
+            continue
+        stored, total = g.progress
         sig = g.signature
-        state = "complete" if done == total else f"incomplete: {done}/{total} shards, run extract again to resume"
+        state = "complete" if stored == total else f"incomplete: {stored} of {total} images, run extract again to resume"
         mib = g.nbytes_stored() / 2**20
         lines.append(f"{g.store.name}/{g.name}  [{state}]")
         lines.append(f"  dataset {sig['dataset']}: {g.num_images} images, {len(g.class_names)} classes, "
-                     f"{len(g.attrs.get('skipped', []))} skipped")
+                     f"{len(g.skipped)} skipped")
         enc = sig["encoder"]
         weights = f"sha256 {enc['checkpoint_sha256'][:12]}" if enc.get("checkpoint_sha256") else enc.get("weights", "")
         lines.append(f"  encoder {enc['encoder']} {enc.get('variant', '')}  {weights}  input {enc['img_size']}  "

@@ -1,26 +1,127 @@
-"""Decoding image files to RGB arrays."""
+"""Decoding image files, faithfully.
+
+8-bit pictures (JPEG, PNG, BMP, 8-bit TIFF with 1 or 3 bands, ...) are decoded by PIL as they
+always were. PIL converts anything else with a loss (16-bit PNGs and TIFFs to their high byte or
+clipped at 255, float TIFFs to black, a second or fourth TIFF band dropped), so such files are
+read by rasterio (GDAL) instead, with their own dtype and every band. :func:`read_rgb` then
+accepts only what the encoders take as it is, 8-bit with 1 or 3 bands, and refuses the rest in
+one line that names the file, its dtype, bands and range: a conversion must be declared, never
+guessed (the raster issue adds ``--bands`` and ``--stretch``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from ..errors import CorruptImageError
+from ..errors import CorruptImageError, ImageFormatError
+
+# PIL modes that hold 8-bit samples; "I;16", "I" and "F" do not.
+_EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+# Formats whose fourth band is alpha by definition (a TIFF's fourth band may be anything: NIR, ...).
+_ALPHA_FORMATS = {"PNG", "WEBP", "GIF", "BMP", "ICO", "TGA", "JPEG2000"}
+_TIFF_SAMPLE_FORMATS = {1: "uint", 2: "int", 3: "float"}
+
+
+def _corrupt(path, err) -> CorruptImageError:
+    return CorruptImageError(f"cannot decode image {path} ({' '.join(str(err).split())}); replace the file with a "
+                             "good copy, or pass --skip-bad to skip it (recorded in the cache)")
+
+
+def _pil_reads_it_faithfully(img: Image.Image) -> bool:
+    """Whether converting ``img`` (opened, not yet loaded) to 8-bit RGB loses nothing but a
+    PNG-style alpha channel."""
+    if img.mode not in _EIGHT_BIT_MODES:
+        return False
+    if img.format == "TIFF":
+        tags = img.tag_v2
+        bits = tags.get(258, (1,))
+        bits = bits if isinstance(bits, tuple) else (bits,)
+        sample_format = tags.get(339, (1,))
+        sample_format = sample_format if isinstance(sample_format, tuple) else (sample_format,)
+        samples = int(tags.get(277, 1))
+        if any(b not in (1, 8) for b in bits) or any(f != 1 for f in sample_format):
+            return False
+        return samples in (1, 3) or (samples == 4 and img.mode == "CMYK")
+    if any(";16" in tile[3] if isinstance(tile[3], str) else False for tile in img.tile):  # 16-bit PNG
+        return False
+    return img.mode not in ("RGBA", "LA", "PA", "RGBa", "La") or img.format in _ALPHA_FORMATS
+
+
+def read_raster(path: str | Path) -> np.ndarray:
+    """Every band of ``path`` as it is stored: (H, W, C) in the file's own dtype (rasterio)."""
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return np.moveaxis(src.read(), 0, -1)
+    except (RasterioError, OSError, ValueError) as err:
+        raise _corrupt(path, err) from None
+
+
+def read_pixels(path: str | Path) -> np.ndarray:
+    """(H, W, C) pixels of ``path`` with their own dtype and band count: PIL for 8-bit pictures
+    (palette, CMYK, YCbCr and 1-bit images as 8-bit RGB or gray; a PNG-style alpha channel is
+    kept as the last band), rasterio for everything else."""
+    return _decode(path)[0]
+
+
+def _decode(path) -> tuple[np.ndarray, bool]:
+    """:func:`read_pixels` and whether its last band is alpha by the format's definition."""
+    try:
+        with Image.open(path) as img:
+            if _pil_reads_it_faithfully(img):
+                img.load()  # decode now: a truncated file fails here, not later
+                if img.mode in ("P", "PA"):
+                    img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")
+                elif img.mode not in ("L", "RGB", "RGBA", "LA"):
+                    img = img.convert("RGB" if img.mode not in ("1",) else "L")
+                pixels = np.asarray(img, dtype=np.uint8)
+                alpha = img.mode in ("RGBA", "LA")
+                return (pixels[..., None] if pixels.ndim == 2 else pixels), alpha
+    except UnidentifiedImageError:
+        pass  # not a format PIL knows (a 16-bit RGB or multi-band GeoTIFF, say): rasterio may
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+        raise _corrupt(path, err) from None
+    return read_raster(path), False
+
+
+def describe_pixels(pixels: np.ndarray) -> str:
+    """``uint16 with 13 bands, values 0-9995`` (NaN and infinities left out of the range)."""
+    finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels
+    span = f"values {finite.min():g}-{finite.max():g}" if finite.size else "no finite values"
+    bands = pixels.shape[-1]
+    return f"{pixels.dtype} with {bands} band{'s' if bands != 1 else ''}, {span}"
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 array. Grayscale, palette, RGBA, CMYK and other
-    modes are converted to RGB (alpha is dropped). A file that cannot be decoded completely
+    """Decode ``path`` to an (H, W, 3) uint8 array, the input of every encoder.
+
+    Accepted as they are: 8-bit images with 3 bands, or 1 band (repeated to gray RGB); palette,
+    CMYK and YCbCr images in their RGB colours; a PNG-style alpha channel is dropped, and so is a
+    TIFF's fourth band when it is opaque (255 everywhere). Anything else raises
+    :class:`ImageFormatError` naming its dtype, bands and range; a file that cannot be decoded
     raises :class:`CorruptImageError`."""
-    try:
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated file fails here, not later
-            rgb = img.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
-        raise CorruptImageError(
-            f"cannot decode image {path} ({err}); replace or delete the file, or pass --skip-bad "
-            "to skip it (recorded in the cache)"
-        ) from None
-    return np.asarray(rgb, dtype=np.uint8)
+    pixels, alpha = _decode(path)
+    bands = pixels.shape[-1]
+    if pixels.dtype == np.uint8:
+        if bands == 3:
+            return np.ascontiguousarray(pixels)
+        if bands == 1:
+            return np.repeat(pixels, 3, axis=-1)
+        if bands == 2 and alpha:  # gray + alpha
+            return np.repeat(pixels[..., :1], 3, axis=-1)
+        if bands == 4 and (alpha or bool((pixels[..., 3] == 255).all())):
+            return np.ascontiguousarray(pixels[..., :3])
+    raise ImageFormatError(
+        f"image {path} is {describe_pixels(pixels)}; the encoders take 8-bit images with 1 or 3 bands, and "
+        "samembed never converts pixels silently: choose the bands and a stretch to 8 bits with --bands and "
+        "--stretch (see docs/rasters.md)"
+    )
+

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..errors import DataNotFoundError, UsageError
 from ..paths import DEFAULT_DATA_ROOT
-from .base import DatasetIndex, is_image
+from .base import DatasetIndex, is_image, relative_id
+from .masks import scan_mask_encoding
 from .registry import register_dataset
 
 SEGMENTATION_CLASSES = ["background", "road"]
@@ -61,8 +62,9 @@ def _find_road_root(data_dir: Path) -> Path | None:
 @register_dataset("road")
 def load_road(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     """The Cheng road dataset: ``{Train,Validation,Test}/image/imageNNN.bmp`` with masks in
-    ``label/NNN.bmp`` (255 = road), matched by number; any capitalisation, one- or three-channel
-    masks. Image order: train, val, test, each by number."""
+    ``label/NNN.bmp`` (255 = road; any two values work, see :mod:`samembed.datasets.masks`),
+    matched by number; any capitalisation, one- or three-channel masks. Image order: train, val,
+    test, each by number."""
     if download:
         raise DataNotFoundError(f"the road dataset cannot be downloaded automatically: {ROAD_HELP}")
     data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "road"
@@ -75,22 +77,22 @@ def load_road(data_dir: Path | None, download: bool = False) -> DatasetIndex:
         if images is None or labels is None:
             raise DataNotFoundError(f"{folder} needs an image/ and a label/ folder; {ROAD_HELP}")
         pairs = sorted(_pair_files(images, labels, _number), key=lambda pair: int(_number(pair[0].name) or 0))
-        ids += [img.relative_to(root).as_posix() for img, _ in pairs]
-        masks += [m.relative_to(root).as_posix() for _, m in pairs]
+        ids += [relative_id(img, root) for img, _ in pairs]
+        masks += [relative_id(m, root) for _, m in pairs]
         subsets += [ROAD_SUBSETS[folder.name.lower()]] * len(pairs)
     order = sorted(range(len(ids)), key=lambda i: ("train", "val", "test").index(subsets[i]))  # stable
     ids, masks, subsets = [ids[i] for i in order], [masks[i] for i in order], [subsets[i] for i in order]
     if "train" not in subsets or "test" not in subsets:
         raise DataNotFoundError(f"{root} lacks a Train/ or Test/ folder with images; {ROAD_HELP}")
     return DatasetIndex("road", root, ids, np.zeros(len(ids), dtype=np.int64), SEGMENTATION_CLASSES,
-                        mask_ids=masks, subsets=subsets)
+                        mask_ids=masks, subsets=subsets, mask_encoding=scan_mask_encoding(root / m for m in masks))
 
 
 @register_dataset("seg-folder")
 def load_seg_folder(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     """Your own binary segmentation data: ``DIR/images/`` and ``DIR/masks/``, matched by file name
-    without suffix (a mask is foreground where any channel is above 127). No fixed split: use
-    ``--split F``."""
+    without suffix; masks hold two values, the higher one the foreground (0/1, 0/255, ...: see
+    :mod:`samembed.datasets.masks`). No fixed split: use ``--split F``."""
     hint = "put images in DIR/images/ and masks with the same names in DIR/masks/, and pass --data-dir DIR"
     if download:
         raise UsageError("the 'seg-folder' dataset is your own data and cannot be downloaded; drop --download")
@@ -102,6 +104,7 @@ def load_seg_folder(data_dir: Path | None, download: bool = False) -> DatasetInd
     pairs = _pair_files(images, masks, lambda name: Path(name).stem)
     if not pairs:
         raise DataNotFoundError(f"no images in {images}: {hint}")
-    return DatasetIndex("seg-folder", data_dir, [i.relative_to(data_dir).as_posix() for i, _ in pairs],
+    return DatasetIndex("seg-folder", data_dir, [relative_id(i, data_dir) for i, _ in pairs],
                         np.zeros(len(pairs), dtype=np.int64), SEGMENTATION_CLASSES,
-                        mask_ids=[m.relative_to(data_dir).as_posix() for _, m in pairs])
+                        mask_ids=[relative_id(m, data_dir) for _, m in pairs],
+                        mask_encoding=scan_mask_encoding(m for _, m in pairs))

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UsageError
 from ..registry import Registry
 
 # Runs in loader worker processes, so it must be picklable: (H, W, 3) uint8 image ->
@@ -50,6 +51,18 @@ class EncoderSpec(ABC):
         """The frozen network, in eval mode on ``device``. Its forward takes
         ``images`` (B, 3, S, S) uint8 and ``valid_hw`` (B, 2) int64 and returns
         ``(pooled, feature_map)``: a dict name -> (B, D) float tensors and a (B, C, T, T) map."""
+
+
+def input_size(img_size: int | None, default: int, multiple: int, encoder: str) -> int:
+    """The network's input side: ``default`` when ``img_size`` is ``None``; otherwise a positive
+    multiple of ``multiple`` (the patch or stride), refused in one line if not (0 included: it is
+    not a way of asking for the default)."""
+    if img_size is None:
+        return default
+    if img_size <= 0 or img_size % multiple:
+        raise UsageError(f"--img-size must be a positive multiple of {multiple} for {encoder}, not {img_size}; "
+                         f"leave it out for the default {default}")
+    return img_size
 
 
 EncoderFactory = Callable[[str | None, Path | None, int | None], EncoderSpec]

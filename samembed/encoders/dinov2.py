@@ -21,7 +21,7 @@ from torch import nn
 
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
-from .base import EncoderSpec, register_encoder
+from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, valid_mask
 from .sam import SamPreprocess
 
@@ -54,9 +54,7 @@ class DinoV2EncoderSpec(EncoderSpec):
 
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
-        self.img_size = img_size or 224
-        if self.img_size % PATCH or self.img_size < PATCH:
-            raise UsageError(f"--img-size must be a positive multiple of {PATCH} for dinov2, not {self.img_size}")
+        self.img_size = input_size(img_size, 224, PATCH, "dinov2")
         width = WIDTHS[variant]
         self.pooled_dims = {"cls": width, "mean": width}
         self.map_channels, self.map_size = width, self.img_size // PATCH

@@ -16,7 +16,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..hashing import sha256sum
-from .base import EncoderSpec, register_encoder
+from .base import EncoderSpec, input_size, register_encoder
 from .fast_attention import use_sdpa
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, valid_mask
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
@@ -102,9 +102,7 @@ class SamEncoderSpec(EncoderSpec):
             raise UsageError(
                 f"--model {requested_model} was given but {checkpoint} holds a {self.arch.variant}; drop --model or fix it"
             )
-        self.img_size = img_size or self.arch.native_img_size
-        if self.img_size % self.arch.patch_size or self.img_size < self.arch.patch_size:
-            raise UsageError(f"--img-size must be a positive multiple of the patch size {self.arch.patch_size}, not {self.img_size}")
+        self.img_size = input_size(img_size, self.arch.native_img_size, self.arch.patch_size, "sam")
         self.sha256 = sha256sum(checkpoint)
         self.pooled_dims = {"neck": self.arch.out_chans, "trunk": self.arch.embed_dim}
         self.map_channels = self.arch.out_chans

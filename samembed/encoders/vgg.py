@@ -20,7 +20,7 @@ from torchvision.models import VGG19_Weights, vgg19
 
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
-from .base import EncoderSpec, register_encoder
+from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, valid_mask
 from .sam import SamPreprocess
 
@@ -51,9 +51,7 @@ class VggEncoderSpec(EncoderSpec):
 
     def __init__(self, weights: str, checkpoint: Path | None, img_size: int | None):
         self.weights, self.checkpoint = weights, checkpoint
-        self.img_size = img_size or 224
-        if self.img_size % 16 or self.img_size < 16:
-            raise UsageError(f"--img-size must be a positive multiple of 16 for vgg19, not {self.img_size}")
+        self.img_size = input_size(img_size, 224, 16, "vgg19")
         self.map_size = self.img_size // 16
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
 

@@ -19,13 +19,13 @@ from ..cache import open_cache
 from ..cache.signature import run_versions
 from ..devices import resolve_device
 from ..datasets import load_dataset
-from ..errors import CacheError, DataNotFoundError, UsageError
+from ..errors import DataNotFoundError, UsageError
 from ..heads.scratch import RAW_INPUT_SIZE
 from ..hashing import short_hash
 from ..heads import get_head
 from .features import ArraySource, GridSource, load_raw_images
 from .metrics import classification_metrics
-from .records import RunsStore
+from .records import RunsStore, warn_recorded_elsewhere
 from .splits import Split, few_shot_split, file_list_split, stratified_split
 from .training import RunData, TrainSettings, train_grid, train_stacked
 
@@ -87,11 +87,7 @@ class Experiment:
     def __init__(self, cache_dir: str | Path, dataset: str, encoder: str | None = None,
                  runs_dir: str | Path = "experiments", device: str = "auto", data_dir: str | Path | None = None,
                  download: bool = False, memory_budget: int | None = None):
-        self.group = open_cache(cache_dir, dataset, encoder)
-        if not self.group.complete:
-            done, total = self.group.shards_done
-            raise CacheError(f"the cache {self.group.store}/{self.group.name} is incomplete ({done}/{total} shards); "
-                             f"run `samembed extract {dataset}` again to finish it")
+        self.group = open_cache(cache_dir, dataset, encoder).require_complete()
         self.store = RunsStore(runs_dir)
         self.device = resolve_device(device)
         self.data_dir, self.download, self.memory_budget = data_dir, download, memory_budget
@@ -161,7 +157,9 @@ class Experiment:
 
         def finish(plan: RunPlan, split: Split, data: RunData, predictions: np.ndarray, curves, extra, seconds):
             record = self._record(plan, split, data, predictions, curves, extra, seconds)
-            self.store.append(record)
+            if not self.store.append(record):
+                warn_recorded_elsewhere(record, self.store)
+                return
             records.append(record)
             if on_done:
                 on_done(record)

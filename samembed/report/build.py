@@ -10,10 +10,10 @@ import pandas as pd
 
 from .. import __version__
 from ..atomic import write_whole
-from ..errors import SamembedError, UsageError
-from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore
+from ..errors import SamembedError, UsageError, storage_error, warn
+from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run
 from ..datasets import load_dataset, read_rgb
-from ..segmentation.geometry import read_mask
+from ..datasets.masks import read_mask
 from .markdown import report_markdown, summary_markdown
 from .segmentation import seg_per_image_table, seg_runs_table, seg_summary_markdown, seg_summary_table
 from .tables import confusion_table, per_class_table, runs_table, summary_table, summed_confusion
@@ -45,7 +45,10 @@ def write_report(
     from . import figures  # matplotlib: loaded only when a report is drawn, not by every command
 
     store = RunsStore(runs_dir)
-    records = store.records()
+    records, duplicates = first_of_each_run(store.records())
+    if duplicates:
+        warn(f"{store.path} holds {duplicates} later record(s) of runs recorded before; the report counts the "
+             "first record of each run once")
     if not records:
         state = "is empty" if store.path.exists() else "does not exist"
         raise UsageError(f"{store.path} {state}: train heads first (`samembed train-head` or `samembed sweep`), "
@@ -56,7 +59,12 @@ def write_report(
     classification = [r for r in records if r.get("task", "classification") == "classification"]
     segmentation = [r for r in records if r.get("task") == "segmentation"]
     out = Path(out) if out is not None else Path(runs_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; the report is a folder of files: pass a folder (created if missing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise storage_error(err, f"creating the report folder {out}") from None
     report = Report(out, len(records), pd.DataFrame())
 
     def csv(frame: pd.DataFrame, name: str) -> None:
@@ -93,6 +101,7 @@ def write_report(
 
     header = {
         "runs store": str(store.path), "runs": str(len(records)),
+        **({"duplicates dropped": f"{duplicates} later record(s) of runs already recorded"} if duplicates else {}),
         "filters": ", ".join(f"{k} = {v}" for k, v in (("dataset", dataset), ("encoder", encoder), ("head", head))
                              if v) or "none",
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"), "samembed": __version__,
@@ -151,10 +160,11 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
         folder = Path(row["predictions_dir"])
         predictions[row["model"]] = [_read_if_there(read_mask, folder / predicted[i]) for i in image_ids]
     images = [_read_if_there(read_rgb, root / i) for i in image_ids]
-    masks = _mask_ids(root, record["cache"]["dataset"])
+    index = _index_if_there(root, record["cache"]["dataset"])
     if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()) \
-            and masks is not None:
-        truths = [read_mask(root / masks[i]).astype(float) for i in image_ids]
+            and index is not None:
+        masks = dict(zip(index.image_ids, index.mask_ids))
+        truths = [read_mask(root / masks[i], index.mask_encoding).astype(float) for i in image_ids]
         path = figures.plot_segmentation_examples([img / 255 for img in images], truths,
                                                   {m: [p.astype(float) for p in v] for m, v in predictions.items()},
                                                   [Path(i).name for i in image_ids], out / f"segmentation_examples_{name}.png",
@@ -164,14 +174,13 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
     return captions
 
 
-def _mask_ids(root: Path, dataset: str) -> dict[str, str] | None:
-    """Image id -> mask id of the dataset at ``root``; ``None`` if it is no longer there (the
-    example figure is then left out, the rest of the report is not affected)."""
+def _index_if_there(root: Path, dataset: str):
+    """The segmentation dataset at ``root``; ``None`` if it is no longer there (the example
+    figure is then left out, the rest of the report is not affected)."""
     try:
-        index = load_dataset(dataset, root)
+        return load_dataset(dataset, root)
     except SamembedError:
         return None
-    return dict(zip(index.image_ids, index.mask_ids))
 
 
 def _read_if_there(read, path: Path):

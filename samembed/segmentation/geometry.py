@@ -13,27 +13,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from segment_anything.utils.transforms import ResizeLongestSide
-
-from ..errors import CorruptImageError
 
 
 def input_shape(orig_hw: tuple[int, int], img_size: int) -> tuple[int, int]:
     """(h, w) of an (H, W) image resized so that its longest side is ``img_size``."""
     return ResizeLongestSide.get_preprocess_shape(int(orig_hw[0]), int(orig_hw[1]), img_size)
-
-
-def read_mask(path) -> np.ndarray:
-    """(H, W) bool road mask from an image file: a pixel is foreground where any channel is above
-    127 (masks stored as one channel, three channels or a palette all work)."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-            array = np.asarray(img.convert("RGB") if img.mode not in ("L", "1") else img.convert("L"))
-    except (OSError, ValueError, SyntaxError) as err:
-        raise CorruptImageError(f"cannot decode mask {path} ({err}); replace the file") from None
-    return (array > 127).any(axis=-1) if array.ndim == 3 else array > 127
 
 
 def mask_to_canvas(mask: np.ndarray, img_size: int) -> torch.Tensor:

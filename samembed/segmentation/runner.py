@@ -22,15 +22,16 @@ from ..cache import CacheGroup
 from ..cache.signature import run_versions
 from ..datasets import load_dataset
 from ..devices import resolve_device
-from ..errors import CacheError, CheckpointError, DataNotFoundError, UsageError
+from ..errors import CheckpointError, DataNotFoundError, UsageError
 from ..hashing import sha256sum
 from ..experiments.features import ArraySource, GridSource, load_raw_images
-from ..experiments.records import RunsStore
+from ..experiments.records import RunsStore, warn_recorded_elsewhere
 from ..experiments.runner import RunPlan, _plan_dict, run_id_of
 from ..experiments.splits import Split, stratified_split
 from ..experiments.training import RunData
 from ..heads import get_head
-from .geometry import canvas_to_original, read_mask
+from ..datasets.masks import read_mask
+from .geometry import canvas_to_original
 from .metrics import pixel_counts, segmentation_metrics
 from .training import MaskData, predict_logits, train_segmenter
 
@@ -41,11 +42,7 @@ class SegmentationExperiment:
     def __init__(self, group: CacheGroup, runs_dir: str | Path, device: str = "auto",
                  data_dir: str | Path | None = None, checkpoint: str | Path | None = None,
                  memory_budget: int | None = None):
-        if not group.complete:
-            done, total = group.shards_done
-            raise CacheError(f"the cache {group.store}/{group.name} is incomplete ({done}/{total} shards); "
-                             f"run `samembed extract {group.dataset}` again to finish it")
-        self.group = group
+        self.group = group.require_complete()
         self.store = RunsStore(runs_dir)
         self.device = resolve_device(device)
         self.memory_budget = memory_budget
@@ -114,7 +111,9 @@ class SegmentationExperiment:
             t0 = time.perf_counter()
             result = train_segmenter(model, source, self.masks, data, plan.settings, self.device)
             record = self._record(plan, split, data, result, source, time.perf_counter() - t0)
-            self.store.append(record)
+            if not self.store.append(record):
+                warn_recorded_elsewhere(record, self.store)
+                continue
             records.append(record)
             if on_done:
                 on_done(record)
@@ -138,7 +137,7 @@ class SegmentationExperiment:
             for k, i in enumerate(idx):
                 hw = tuple(int(v) for v in self.orig_hw[i])
                 pred = (canvas_to_original(probs[k, 0], hw, self.group.img_size) > 0.5).numpy()
-                truth = read_mask(self.index.mask_path(i))
+                truth = read_mask(self.index.mask_path(i), self.index.mask_encoding)
                 image_id = self.index.image_ids[i]
                 name = Path(image_id).with_suffix(".png").name
                 write_whole(out_dir / name, lambda tmp: Image.fromarray(pred.astype(np.uint8) * 255).save(tmp, format="PNG"))
