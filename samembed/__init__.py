@@ -2,23 +2,28 @@
 
 Extract once into a Zarr cache (:func:`extract`), then train heads from it many times
 (:func:`train_head`, :func:`sweep`; raw arrays: :func:`open_cache`), and report on the runs
-(:func:`write_report`); :func:`run_demo` does all of it offline on generated data.
-"""
+(:func:`write_report`); :func:`run_study` runs a checked-in study file end to end and
+:func:`run_demo` does all of it offline on generated data. The names below are imported when
+first used, so ``import samembed`` is cheap."""
 
-__version__ = "0.1.0"
+from .lazy import lazy_attributes
+from .version import __version__
 
-from .cache import export_h5, list_groups, open_cache  # noqa: E402
-from .datasets import available_datasets, load_dataset, make_synthetic_dataset  # noqa: E402
-from .encoders import available_encoders, create_encoder, write_tiny_checkpoint  # noqa: E402
-from .errors import SamembedError  # noqa: E402
-from .extraction import ExtractResult, extract  # noqa: E402
-from .experiments.sweep import sweep, train_head  # noqa: E402
-from .heads import available_heads  # noqa: E402
-from .report import write_report  # noqa: E402
-from .demo import run_demo  # noqa: E402
+__getattr__ = lazy_attributes(__name__, {
+    "SamembedError": ".errors",
+    "export_h5": ".cache", "list_groups": ".cache", "open_cache": ".cache",
+    "available_datasets": ".datasets", "load_dataset": ".datasets", "make_synthetic_dataset": ".datasets",
+    "available_encoders": ".encoders", "create_encoder": ".encoders", "write_tiny_checkpoint": ".encoders",
+    "ExtractResult": ".extraction", "extract": ".extraction",
+    "sweep": ".experiments.sweep", "train_head": ".experiments.sweep",
+    "available_heads": ".heads",
+    "write_report": ".report",
+    "run_study": ".study",
+    "run_demo": ".demo",
+})
 
 __all__ = [
-    "ExtractResult", "SamembedError", "available_datasets", "available_encoders", "available_heads",
+    "ExtractResult", "SamembedError", "__version__", "available_datasets", "available_encoders", "available_heads",
     "create_encoder", "export_h5", "extract", "list_groups", "load_dataset", "make_synthetic_dataset",
-    "open_cache", "run_demo", "sweep", "train_head", "write_report", "write_tiny_checkpoint",
+    "open_cache", "run_demo", "run_study", "sweep", "train_head", "write_report", "write_tiny_checkpoint",
 ]

@@ -31,9 +31,15 @@ from .encoders.sam_checkpoint import VARIANTS
 from .errors import UsageError
 from .extraction import extract
 
-# Dense bf16 rate per device, FLOP/s: H100 measured here on a large matrix product (reference.md);
-# the others are the vendors' dense figures.
-PEAK_BF16 = {"H100": 800e12, "H200": 800e12, "A100": 312e12, "L40S": 362e12, "A10G": 70e12}
+# Dense bf16 rate per device, FLOP/s, and where the figure comes from. Measured rates are large
+# matrix products on this project's machines; the others are the vendors' dense figures.
+PEAK_BF16 = {
+    "H200": (790e12, "measured on an H200 here (large bf16 matrix product)"),
+    "H100": (800e12, "measured on an H100 here (large bf16 matrix product, reference.md)"),
+    "A100": (312e12, "NVIDIA's dense figure"),
+    "L40S": (362e12, "NVIDIA's dense figure"),
+    "A10G": (70e12, "NVIDIA's dense figure"),
+}
 
 
 @dataclass
@@ -64,7 +70,7 @@ def peak_flops(device: torch.device) -> float | None:
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16.items() if k in name), None)
+    return next((rate for key, (rate, _) in PEAK_BF16.items() if key in name), None)
 
 
 def _sync(device: torch.device) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from .errors import UsageError
@@ -23,3 +25,8 @@ def resolve_device(device: str = "auto") -> torch.device:
 def compute_dtype(device: torch.device) -> torch.dtype:
     """bfloat16 autocast on CUDA (tensor cores), float32 on the CPU."""
     return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def autocast(device: torch.device):
+    """bfloat16 autocast on CUDA, nothing on the CPU (training loops of heads and decoders)."""
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()

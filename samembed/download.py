@@ -97,3 +97,20 @@ def download_file(
         )
     os.replace(part, dest)
     return dest
+
+
+# Errors that mean "the weights could not be fetched": no network, a refusing proxy, a server
+# error, a hub that is offline or lacks the file. Anything else raised while fetching is a bug and
+# keeps its traceback.
+_HUB_ERRORS = {"HfHubHTTPError", "LocalEntryNotFoundError", "OfflineModeIsEnabled", "RepositoryNotFoundError",
+               "EntryNotFoundError", "RevisionNotFoundError", "GatedRepoError"}
+
+
+def is_fetch_error(err: BaseException) -> bool:
+    """Whether ``err``, raised while fetching weights (torchvision, timm, the Hugging Face hub),
+    means they could not be downloaded."""
+    if isinstance(err, (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException, ConnectionError)):
+        return True
+    if isinstance(err, RuntimeError) and "hash" in str(err).lower():  # torch.hub's check_hash
+        return True
+    return any(cls.__name__ in _HUB_ERRORS for cls in type(err).__mro__)

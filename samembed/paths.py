@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEFAULT_CACHE_DIR = Path("cache")
 DEFAULT_DATA_ROOT = Path("data")
+DEFAULT_RUNS_DIR = Path("experiments")
 
 
 def user_cache_dir() -> Path:

@@ -17,9 +17,9 @@ from segment_anything.utils.transforms import ResizeLongestSide
 
 from samembed.datasets import available_datasets, load_dataset, make_synthetic_dataset, read_rgb
 from samembed.datasets.eurosat import CLASSES as EUROSAT_CLASSES
-from samembed.encoders.sam import SamPreprocess
+from samembed.encoders.geometry import Geometry
 from samembed.errors import CorruptImageError, DataNotFoundError, SamembedWarning, UsageError
-from samembed.loader import ImageFiles, image_loader
+from samembed.extraction.loader import ImageFiles, image_loader
 
 IMG_SIZE = 64  # SAM input side used for the loader tests: small and fast
 
@@ -339,7 +339,7 @@ def folder_with_bad_file(folder_dir):
 def test_image_files_items(folder_with_bad_file):
     index, bad_id = folder_with_bad_file
     indices = np.random.default_rng(0).permutation(len(index))
-    items = ImageFiles(index, indices, SamPreprocess(IMG_SIZE), IMG_SIZE)
+    items = ImageFiles(index, indices, Geometry(IMG_SIZE))
     assert len(items) == len(index) == 13
 
     non_square = 0
@@ -383,8 +383,8 @@ def test_image_loader_workers_give_the_same_batches_in_order(folder_with_bad_fil
     index, bad_id = folder_with_bad_file
     indices = np.arange(len(index))[::-1].copy()  # any order: batches must follow it
     kwargs = dict(batch_size=4, pin_memory=False)
-    serial = collect(image_loader(index, indices, SamPreprocess(IMG_SIZE), IMG_SIZE, workers=0, **kwargs))
-    parallel = collect(image_loader(index, indices, SamPreprocess(IMG_SIZE), IMG_SIZE, workers=2, **kwargs))
+    serial = collect(image_loader(index, indices, Geometry(IMG_SIZE), workers=0, **kwargs))
+    parallel = collect(image_loader(index, indices, Geometry(IMG_SIZE), workers=2, **kwargs))
 
     assert serial["index"].tolist() == indices.tolist()
     assert serial["sizes"] == [4, 4, 4, 1]

@@ -97,6 +97,14 @@ def test_encoder_errors_are_one_clear_line(data, tmp_path, monkeypatch):
         samembed.extract("eurosat", data_dir=data, encoder="dinov2", img_size=28, cache_dir=tmp_path / "z",
                          progress=False, workers=0)
 
+    def a_bug(*args, **kwargs):
+        raise TypeError("create_model() got an unexpected keyword argument")
+
+    monkeypatch.setattr(timm, "create_model", a_bug)  # not a download failure: it keeps its traceback
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        samembed.extract("eurosat", data_dir=data, encoder="dinov2", img_size=28, cache_dir=tmp_path / "z",
+                         progress=False, workers=0)
+
 
 @pytest.fixture(scope="module")
 def four_kinds(data, tmp_path_factory):

@@ -9,7 +9,7 @@ import pytest
 import torch
 import zarr
 
-import samembed.extraction as extraction
+import samembed.extraction.encode as extraction
 from samembed import extract, export_h5, list_groups, load_dataset, open_cache
 from samembed.cache.store import writer_lock
 from samembed.encoders import create_encoder, write_tiny_checkpoint
@@ -55,7 +55,8 @@ def test_cache_holds_what_the_encoder_computes(eurosat_dir, tiny_checkpoint, tmp
     assert sig["grid"] == 4 and sig["dtype"] == "float16" and sig["compute_dtype"] == "float32"
     assert sig["encoder"]["img_size"] == 128 and len(sig["encoder"]["checkpoint_sha256"]) == 64
     assert {"samembed", "torch", "segment_anything"} <= set(sig["versions"])
-    assert group.attrs["extraction_runs"][-1]["encoded"] == 30
+    (log,) = group.extraction_runs
+    assert log["encoded"] == log["stored"] == 30 and "extraction_runs" not in group.attrs  # a log per run, never rewritten
 
 
 def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(eurosat_dir, tiny_checkpoint, tmp_path, monkeypatch):

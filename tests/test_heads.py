@@ -84,7 +84,7 @@ def test_same_split_indices_for_every_head_and_encoder(tmp_path):
 def test_sweep_skips_finished_runs_and_resumes(embedding_cache, tmp_path, monkeypatch):
     common = dict(heads=["linear", "knn"], splits=[0.25, 0.5], seeds=2, cache_dir=embedding_cache,
                   runs_dir=tmp_path / "runs", progress=False, device="cpu", epochs=2)
-    import samembed.experiments.runner as runner
+    import samembed.experiments.base as runner
 
     real = runner.RunsStore.append
     count = {"n": 0}

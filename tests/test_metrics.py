@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pytest
 
-from samembed.experiments.metrics import classification_metrics
+from samembed.classification.metrics import classification_metrics
 
 
 def test_hand_computed_three_classes():

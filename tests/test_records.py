@@ -64,12 +64,14 @@ def test_unreadable_lines_are_skipped_with_a_warning_that_counts_and_names_them(
     store.append({"run_id": "a"})
     with open(store.path, "ab") as f:
         f.write(b"this is not json\n")
-    store.append({"run_id": "b"})
+    with pytest.warns(SamembedWarning, match=r"skipped 1 unreadable line\(s\).*line 2 is not valid JSON"):
+        store.append({"run_id": "b"})  # appending reads what others wrote meanwhile, and says so too
     with open(store.path, "ab") as f:
         f.write(b'[1,2]\n\xff\xfe\n')
-    store.append({"run_id": "c"})
+    with pytest.warns(SamembedWarning, match=r"skipped 2 .*line 4 is not a run record; line 5 is not valid JSON"):
+        store.append({"run_id": "c"})
     with pytest.warns(SamembedWarning) as caught:
-        records = store.records()
+        records = RunsStore(tmp_path).records()
     assert [r["run_id"] for r in records] == ["a", "b", "c"]
     (message,) = [str(w.message) for w in caught]
     assert "skipped 3 unreadable line(s)" in message and "\n" not in message

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import samembed.extraction as extraction
+import samembed.extraction.encode as extraction
 from samembed import extract, open_cache, sweep, write_report
 from samembed.cache.synthetic import write_embedding_cache
 from samembed.cli import app

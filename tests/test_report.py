@@ -167,5 +167,8 @@ def test_report_command_lists_what_it_wrote(runs_dir, tmp_path):
     result = CliRunner().invoke(app, ["report", "--runs-dir", str(runs_dir), "--out", str(tmp_path / "r"),
                                       "--head", "knn"])
     assert result.exit_code == 0, result.output
-    assert "runs in" in result.output and "summary.csv" in result.output
-    assert (tmp_path / "r" / "summary.csv").is_file()
+    knn = [r for r in RunsStore(runs_dir).records() if r["config"]["head"] == "knn"]
+    lines = result.output.splitlines()
+    configurations = len({(r["config"]["feature"], r["config"]["split"]) for r in knn})
+    assert lines[0] == f"{len(knn)} runs in {configurations} configurations; wrote {len(lines) - 1} files to {tmp_path / 'r'}:"
+    assert sorted(line.strip() for line in lines[1:]) == sorted(p.name for p in (tmp_path / "r").iterdir())

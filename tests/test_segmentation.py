@@ -17,7 +17,7 @@ from samembed.encoders.tiny import build_sam
 from samembed.errors import CheckpointError, DataNotFoundError, UsageError
 from samembed.report import write_report
 from samembed.datasets.masks import read_mask
-from samembed.segmentation.geometry import canvas_to_original, input_shape, mask_targets, mask_to_canvas
+from samembed.encoders.geometry import Geometry
 from samembed.segmentation.metrics import pixel_counts, scores, segmentation_metrics
 
 IMG_SIZE = 128
@@ -28,17 +28,18 @@ HEAD_SETTINGS = {"sam-conv": 1e-3, "sam-vit": 1e-3, "unet": 3e-3}  # lr; 20 epoc
 def test_mask_round_trip_through_resize_and_pad_is_exact(hw):
     rng = np.random.default_rng(sum(hw))
     mask = rng.random(hw) < 0.3
-    canvas = mask_to_canvas(mask, IMG_SIZE)
-    h, w = input_shape(hw, IMG_SIZE)
+    geometry = Geometry(IMG_SIZE)
+    canvas = geometry.mask_to_input(mask)
+    h, w = geometry.input_shape(hw)
     assert max(h, w) == IMG_SIZE and not canvas[h:].any() and not canvas[:, w:].any()
-    back = canvas_to_original(canvas.float(), hw, IMG_SIZE, mode="nearest-exact") > 0.5
+    back = geometry.input_to_original(canvas.float(), hw, mode="nearest-exact") > 0.5
     assert np.array_equal(back.numpy(), mask)
 
 
 def test_mask_targets_are_the_road_share_of_each_cell():
     mask = np.zeros((64, 32), bool)
     mask[:, :16] = True  # left half road: on the 128 canvas columns 0..31 of 64 used
-    targets = mask_targets(mask, IMG_SIZE, 32)
+    targets = Geometry(IMG_SIZE).mask_targets(mask, 32)
     assert targets.shape == (32, 32) and targets.dtype == torch.uint8
     assert (targets[:, :8] == 255).all() and (targets[:, 8:] == 0).all()  # padding and non-road are 0
 
@@ -124,7 +125,7 @@ def test_the_cache_holds_masks_and_the_fixed_split(road_runs):
     assert list(group.read("subset")).count("test") == 8
     index = load_dataset("road", tmp / "data")
     i = 40
-    expected = mask_targets(read_mask(index.mask_path(i)), IMG_SIZE, 32).numpy()
+    expected = Geometry(IMG_SIZE).mask_targets(read_mask(index.mask_path(i)), 32).numpy()
     assert np.array_equal(group.read("mask")[i], expected)
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from samembed.errors import UsageError
-from samembed.experiments.runner import parse_split
-from samembed.experiments.splits import few_shot_split, file_list_split, stratified_split
+from samembed.datasets.eurosat import standard_split
+from samembed.splits import SplitSpec, few_shot_split, fixed_split, stratified_split
 
 LABELS = np.repeat(np.arange(4), [30, 20, 10, 40])
 
@@ -50,7 +50,7 @@ def test_fraction_outside_the_open_interval_is_refused(fraction):
     with pytest.raises(UsageError, match="strictly between 0 and 1"):
         stratified_split(LABELS, fraction)
     with pytest.raises(UsageError, match="strictly between 0 and 1"):
-        parse_split(fraction, None)
+        SplitSpec.parse(fraction)
 
 
 def test_a_class_with_one_image_cannot_be_split():
@@ -59,18 +59,35 @@ def test_a_class_with_one_image_cannot_be_split():
         stratified_split(labels, 0.5, class_names=["a", "b"])
 
 
-def test_parse_split():
-    assert parse_split("0.2", None) == "val=0.2"
-    assert parse_split(None, 5) == "shots=5"
-    assert parse_split("standard", None) == "standard"
-    for bad in [("x", None), (None, None), ("0.2", 3), (None, 0)]:
+def test_a_split_is_parsed_and_checked_once_and_names_itself():
+    assert SplitSpec.parse("0.2") == SplitSpec("val", 0.2) and SplitSpec.parse("0.2").name == "val=0.2"
+    assert SplitSpec.parse(None, 5) == SplitSpec("shots", 5) and SplitSpec("shots", 5).name == "shots=5"
+    assert SplitSpec.parse("standard").name == "standard" and SplitSpec.parse(" standard ").kind == "standard"
+    for name in ("val=0.2", "val=0.35", "shots=5", "standard"):
+        assert SplitSpec.from_name(name).name == name
+    for bad in [("x", None), (None, None), ("0.2", 3), (None, 0), ("1", None), ("0", None), (None, 2.5)]:
         with pytest.raises(UsageError):
-            parse_split(*bad)
+            SplitSpec.parse(*bad)
 
 
-def test_file_list_split_matches_by_stem():
+def test_a_fixed_split_takes_the_ids_the_dataset_publishes_and_drops_unusable_images():
     ids = ["A/A_1.jpg", "A/A_2.jpg", "B/B_1.jpg", "B/B_2.jpg"]
-    split = file_list_split(ids, {"train": ["A_1.tif", "B_2.tif"], "val": ["A_2.tif"], "test": ["B_1.tif"]})
+    split = fixed_split(ids, {"train": ["A/A_1.jpg", "B/B_2.jpg"], "val": ["A/A_2.jpg"], "test": ["B/B_1.jpg"]})
     assert split.train.tolist() == [0, 3] and split.val.tolist() == [1] and split.test.tolist() == [2]
+    usable = np.array([True, True, True, False])
+    assert fixed_split(ids, {"train": ["A/A_1.jpg", "B/B_2.jpg"]}, usable).train.tolist() == [0]
     with pytest.raises(UsageError, match="not in the cache"):
-        file_list_split(ids, {"train": ["C_9.tif"]})
+        fixed_split(ids, {"train": ["C/C_9.jpg"]})
+
+
+def test_eurosats_standard_lists_name_files_by_stem(tmp_path, monkeypatch):
+    import samembed.datasets.eurosat as eurosat
+
+    ids = ["A/A_1.jpg", "A/A_2.jpg", "B/B_1.jpg", "B/B_2.jpg"]
+    lists = {"train": ["A_1.tif", "B_2.tif"], "val": ["A_2.tif"], "test": ["B_1.tif"]}
+    monkeypatch.setattr(eurosat, "standard_split_lists", lambda data_dir, download: lists)
+    assert standard_split(ids, None, tmp_path, False) == {"train": ["A/A_1.jpg", "B/B_2.jpg"], "val": ["A/A_2.jpg"],
+                                                          "test": ["B/B_1.jpg"]}
+    monkeypatch.setattr(eurosat, "standard_split_lists", lambda data_dir, download: {"train": ["C_9.tif"]})
+    with pytest.raises(UsageError, match="not in this dataset"):
+        standard_split(ids, None, tmp_path, False)

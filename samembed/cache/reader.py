@@ -11,7 +11,7 @@ import zarr
 
 from ..errors import CacheError, UsageError
 from .layout import DONE_PER_IMAGE, images_done
-from .store import FORMAT, check_cache_dir, child_names, damage, store_path
+from .store import FORMAT, check_cache_dir, child_names, damage, extraction_runs, store_path
 
 
 @dataclass
@@ -95,6 +95,11 @@ class CacheGroup:
             ids = self.read("image_ids")
             return [{"index": int(i), "image_id": str(ids[i]), "error": str(errors[i])} for i in bad]
         return list(self.attrs.get("skipped", []))  # groups made before the error array
+
+    @property
+    def extraction_runs(self) -> list[dict]:
+        """The log of every extraction run into this group, oldest first."""
+        return extraction_runs(self.group)
 
     def read(self, name: str) -> np.ndarray:
         """The whole array ``name`` (``labels``, ``neck``, ``grid``, ...) in memory."""

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-import torch
-
-from .. import __version__
 from ..datasets.base import DatasetIndex
 from ..encoders.base import EncoderSpec
+from ..version import __version__
 from .layout import STORAGE_DTYPE
 
 SIGNATURE_VERSION = 1
@@ -21,7 +19,7 @@ def package_versions() -> dict[str, str]:
         sam_version = version("segment-anything")
     except PackageNotFoundError:
         sam_version = "unknown"
-    return {"samembed": __version__, "torch": torch.__version__.split("+")[0], "segment_anything": sam_version}
+    return {"samembed": __version__, "torch": version("torch").split("+")[0], "segment_anything": sam_version}
 
 
 def run_versions() -> dict[str, str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -166,7 +167,7 @@ def open_group_for_writing(
     group.attrs.update({
         "format_version": FORMAT_VERSION, "class_names": list(class_names), "num_images": n,
         "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "done_unit": DONE_PER_IMAGE,
-        "extraction_runs": [], "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({"mask_size": mask_size} if mask_size else {}), **(attrs or {}),
         "signature": signature,
     })
@@ -213,5 +214,26 @@ def pending_images(group: zarr.Group) -> np.ndarray:
     return np.flatnonzero(~images_done(group["done"][:], dict(group.attrs)))
 
 
+def pending_shards(group: zarr.Group) -> list[int]:
+    """The shards that hold an image not yet stored, in order."""
+    return sorted(set((pending_images(group) // int(group.attrs["shard_images"])).tolist()))
+
+
+LOGS = "logs"  # the group's subgroup of run logs, one child group per extraction run
+
+
 def record_run(group: zarr.Group, run: dict) -> None:
-    group.attrs["extraction_runs"] = list(group.attrs.get("extraction_runs", [])) + [run]
+    """Add ``run`` as the log of one extraction run: a child group of its own under ``logs/``
+    (its attributes), so writers never rewrite each other's logs."""
+    logs = group.require_group(LOGS)
+    logs.create_group(f"{run['started'].replace(':', '')}-{uuid.uuid4().hex[:8]}", attributes=run)
+
+
+def extraction_runs(group: zarr.Group) -> list[dict]:
+    """Every extraction run's log, oldest first (groups made before per-run logs kept them in an
+    ``extraction_runs`` attribute)."""
+    runs = list(group.attrs.get("extraction_runs", []))
+    if LOGS in child_names(group):
+        logs = group[LOGS]
+        runs += [dict(logs[name].attrs) for name in child_names(logs)]
+    return sorted(runs, key=lambda run: run.get("started", ""))

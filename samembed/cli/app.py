@@ -23,6 +23,16 @@ app = typer.Typer(
 )
 
 
+def parse_list(text: str, convert, name: str) -> list:
+    """A comma-separated option (``--heads linear,knn``) as a list of ``convert``-ed items."""
+    from ..errors import UsageError
+
+    try:
+        return [convert(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"{name} must be a comma-separated list, not '{text}'") from None
+
+
 def fail(message: str, code: int = 1):
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)

@@ -8,9 +8,7 @@ from typing import Optional
 
 import typer
 
-from ..bench import bench, rows_as_dicts
-from .app import app, friendly_errors
-from .train import _list
+from .app import app, friendly_errors, parse_list
 
 
 @app.command("bench")
@@ -31,7 +29,9 @@ def bench_command(
 
     Example: samembed bench --models vit_b,vit_h --sizes 1024,448,224 --device cuda
     """
-    rows = bench(_list(models, str, "--models"), _list(sizes, int, "--sizes"), images=images, batch_size=batch_size,
+    from ..bench import bench, rows_as_dicts
+
+    rows = bench(parse_list(models, str, "--models"), parse_list(sizes, int, "--sizes"), images=images, batch_size=batch_size,
                  device=device, compile=compile, reference=reference, checkpoint=checkpoint, workers=workers,
                  say=typer.echo)
     if json_out is not None:

@@ -7,7 +7,6 @@ from typing import Optional
 
 import typer
 
-from ..cache import export_h5, open_cache
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 from .app import app, friendly_errors
@@ -28,6 +27,8 @@ def export_command(
     """
     if format != "h5":
         raise UsageError(f"unknown export format '{format}'; the supported format is h5")
+    from ..cache import export_h5, open_cache
+
     group = open_cache(cache_dir, dataset, encoder)
     path = export_h5(group, out or cache_dir / f"{dataset}-{group.name}.h5")
     typer.echo(f"wrote {path}")

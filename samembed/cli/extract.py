@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from ..extraction import extract as run_extraction
+from ..datasets.registry import available_datasets
+from ..encoders.base import available_encoders
 from ..paths import DEFAULT_CACHE_DIR
 from .app import app, friendly_errors
 
@@ -15,10 +16,10 @@ from .app import app, friendly_errors
 @app.command("extract")
 @friendly_errors
 def extract_command(
-    dataset: str = typer.Argument(..., help="Dataset name: eurosat or folder."),
+    dataset: str = typer.Argument(..., help=f"Dataset: {', '.join(available_datasets())}."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
-    encoder: str = typer.Option("sam", "--encoder", help="Encoder from the registry."),
+    encoder: str = typer.Option("sam", "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
     model: Optional[str] = typer.Option(None, "--model", help="Official SAM model vit_b, vit_l or vit_h (downloaded once; default vit_b)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A SAM-format checkpoint file (architecture inferred)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Encoder input side in pixels (default: the checkpoint's, 1024)."),
@@ -38,6 +39,8 @@ def extract_command(
 
     Example: samembed extract eurosat --download --model vit_b --grid 16
     """
+    from ..extraction import extract as run_extraction
+
     result = run_extraction(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,

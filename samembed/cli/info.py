@@ -6,13 +6,14 @@ from pathlib import Path
 
 import typer
 
-from ..cache import list_groups
 from ..paths import DEFAULT_CACHE_DIR
 from .app import app, friendly_errors
 
 
 def describe_cache(cache_dir: Path) -> str:
     """A readable summary of every cache group under ``cache_dir``."""
+    from ..cache import list_groups
+
     groups = list_groups(cache_dir)
     if not groups:
         return f"no samembed cache in {cache_dir}; create one with `samembed extract DATASET`"

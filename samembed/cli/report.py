@@ -7,9 +7,7 @@ from typing import Optional
 
 import typer
 
-from ..demo import NOTE, run_demo
-from ..experiments.records import DEFAULT_RUNS_DIR
-from ..report import write_report
+from ..paths import DEFAULT_RUNS_DIR
 from .app import app, friendly_errors
 
 
@@ -27,6 +25,8 @@ def report_command(
 
     Example: samembed report --head linear,mlp --out experiments/report
     """
+    from ..report import write_report
+
     report = write_report(runs_dir, out, dataset=dataset, encoder=encoder, head=head, run=run)
     typer.echo(f"{report.runs} runs in {len(report.summary)} configurations; wrote {len(report.files)} files to "
                f"{report.out}:")
@@ -43,6 +43,8 @@ def demo_command(
 
     Example: samembed demo && open samembed-demo/report/report.md
     """
+    from ..demo import NOTE, run_demo
+
     result = run_demo(out, say=typer.echo)
     typer.echo(f"done in {result.seconds:.0f} s: open {result.report.out / 'report.md'}")
     typer.echo(NOTE)

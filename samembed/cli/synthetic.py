@@ -7,8 +7,6 @@ from pathlib import Path
 
 import typer
 
-from ..datasets import make_synthetic_dataset, make_synthetic_roads
-from ..encoders import write_tiny_checkpoint
 from .app import app, friendly_errors
 
 
@@ -25,6 +23,8 @@ def synthetic_command(
 
     Example: samembed synthetic data/synthetic && samembed extract eurosat --data-dir data/synthetic ...
     """
+    from ..datasets import make_synthetic_dataset, make_synthetic_roads
+
     if layout in ("road", "seg-folder"):  # images_per_class: training images; a quarter each for val and test
         counts = (images_per_class, max(1, images_per_class // 4), max(1, images_per_class // 4))
         path = make_synthetic_roads(out_dir, layout=layout, counts=counts, size=size, seed=seed)
@@ -45,6 +45,8 @@ def tiny_checkpoint_command(
 
     Example: samembed tiny-checkpoint tiny_sam.pth && samembed extract ... --checkpoint tiny_sam.pth
     """
+    from ..encoders import write_tiny_checkpoint
+
     heads = max(1, embed_dim // 16)
     write_tiny_checkpoint(out, embed_dim=embed_dim, depth=depth, num_heads=heads, global_attn_indexes=(depth - 1,), seed=seed)
     typer.echo(f"wrote {out} (random weights: its embeddings mean nothing)")

@@ -7,19 +7,21 @@ from typing import Optional
 
 import typer
 
-from ..errors import UsageError
-from ..experiments.records import DEFAULT_RUNS_DIR
-from ..experiments.sweep import sweep, train_head
-from ..paths import DEFAULT_CACHE_DIR
-from .app import app, friendly_errors
+from ..heads import available_heads
+from ..paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from .app import app, friendly_errors, parse_list
+
+HEADS_HELP = (f"Classification: {', '.join(available_heads('classification'))}; segmentation: "
+              f"{', '.join(available_heads('segmentation'))} (docs/heads.md).")
 
 
 def _summary(record: dict) -> str:
     m, c = record["metrics"], record["config"]
     if record.get("task") == "segmentation":
+        kept = f", epoch {m['best_epoch']} kept" if m.get("best_epoch") else ""
         return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: {m['evaluated_on']} road Dice "
-                f"{m['micro_dice']:.4f} (all pixels), {m['mean_dice']:.4f} (mean per image), IoU {m['micro_iou']:.4f}, "
-                f"epoch {m['best_epoch']} kept")
+                f"{m['micro_dice']:.4f} (all pixels), {m['mean_dice']:.4f} (mean per image), IoU {m['micro_iou']:.4f}"
+                f"{kept}")
     return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: "
             f"{m['evaluated_on']} accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
 
@@ -29,14 +31,14 @@ def _summary(record: dict) -> str:
 def train_head_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
-    head: str = typer.Option("linear", "--head", help="linear, mlp, sam-conv, sam-vit, logreg, knn, or cnn and resnet18 (from scratch on the raw images); on a segmentation cache (road) sam-conv, sam-vit or unet."),
+    head: str = typer.Option("linear", "--head", help=f"Head. {HEADS_HELP}"),
     split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists; road's own split, its default)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 30 pooled heads, 15 grid heads)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default 1e-3 pooled, 3e-4 grid)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size (default 256)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of a torch head (default: its kind's, docs/heads.md)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the head kind's)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
@@ -48,6 +50,8 @@ def train_head_command(
 
     Example: samembed train-head --head linear --split 0.2 --seed 0
     """
+    from ..experiments.sweep import train_head
+
     record = train_head(dataset, encoder=encoder, head=head, split=split, shots=shots, seed=seed, feature=feature,
                         epochs=epochs, lr=lr, batch_size=batch_size, device=device, cache_dir=cache_dir,
                         runs_dir=runs_dir, data_dir=data_dir, download=download, checkpoint=checkpoint)
@@ -55,19 +59,12 @@ def train_head_command(
     typer.echo(f"run {record['run_id']} recorded in {Path(runs_dir) / 'runs.jsonl'}")
 
 
-def _list(text: str, convert, name: str) -> list:
-    try:
-        return [convert(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise UsageError(f"{name} must be a comma-separated list, not '{text}'") from None
-
-
 @app.command("sweep")
 @friendly_errors
 def sweep_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
-    heads: str = typer.Option("linear", "--heads", help="Comma-separated heads."),
+    heads: str = typer.Option("linear", "--heads", help=f"Comma-separated heads. {HEADS_HELP}"),
     splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions (or 'standard')."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
@@ -84,8 +81,10 @@ def sweep_command(
 
     Example: samembed sweep --splits 0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9 --heads linear,mlp,logreg,knn --seeds 3
     """
-    records = sweep(dataset, encoder=encoder, heads=_list(heads, str, "--heads"), splits=_list(splits, str, "--splits"),
-                    shots=_list(shots, int, "--shots") if shots else None, seeds=seeds, feature=feature, epochs=epochs,
+    from ..experiments.sweep import sweep
+
+    records = sweep(dataset, encoder=encoder, heads=parse_list(heads, str, "--heads"), splits=parse_list(splits, str, "--splits"),
+                    shots=parse_list(shots, int, "--shots") if shots else None, seeds=seeds, feature=feature, epochs=epochs,
                     device=device, cache_dir=cache_dir, runs_dir=runs_dir, data_dir=data_dir, checkpoint=checkpoint,
                     progress=not quiet)
     for record in records:

@@ -1,12 +1,12 @@
-"""Datasets: each module registers a loader that turns files on disk into a :class:`DatasetIndex`."""
+"""Datasets: each module registers a loader that turns files on disk into a :class:`DatasetIndex`
+(built-in ones are listed in :mod:`samembed.plugins` and imported when first used)."""
 
-from . import eurosat, folder, segmentation  # noqa: F401  (registration)
 from .base import DatasetIndex
-from .images import read_rgb
-from .registry import available_datasets, load_dataset, register_dataset
+from .images import read_pixels, read_rgb
+from .registry import available_datasets, get_dataset, load_dataset, register_dataset
 from .synthetic import make_synthetic_dataset, make_synthetic_roads
 
 __all__ = [
-    "DatasetIndex", "available_datasets", "load_dataset", "make_synthetic_dataset", "make_synthetic_roads", "read_rgb",
-    "register_dataset",
+    "DatasetIndex", "available_datasets", "get_dataset", "load_dataset", "make_synthetic_dataset", "make_synthetic_roads",
+    "read_pixels", "read_rgb", "register_dataset",
 ]

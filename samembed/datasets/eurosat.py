@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..download import download_file, verify
-from ..errors import DataNotFoundError, DownloadError
+from ..errors import DataNotFoundError, DownloadError, UsageError
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .registry import register_dataset
@@ -82,7 +82,26 @@ def _missing(data_dir: Path) -> DataNotFoundError:
     )
 
 
-@register_dataset("eurosat")
+def standard_split(image_ids, subsets, data_dir: Path | None, download: bool) -> dict[str, list[str]]:
+    """Neumann et al.'s standard split of EuroSAT as image ids per part. The lists name files by
+    stem (``AnnualCrop_1.tif``), so they serve every version of EuroSAT (RGB ``.jpg``, ...)."""
+    lists = standard_split_lists(data_dir, download)
+    by_stem = {_stem(i): i for i in image_ids}
+    parts = {}
+    for part, names in lists.items():
+        missing = [n for n in names if _stem(n) not in by_stem]
+        if missing:
+            raise UsageError(f"{len(missing)} images of the standard {part} list are not in this dataset (first: "
+                             f"{missing[0]}); the cache holds another dataset or version")
+        parts[part] = [by_stem[_stem(n)] for n in names]
+    return parts
+
+
+def _stem(name: str) -> str:
+    return name.strip().rsplit("/", 1)[-1].rsplit(".", 1)[0]
+
+
+@register_dataset("eurosat", fixed_split=standard_split)
 def load_eurosat(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "eurosat"
     root = find_extraction(data_dir)

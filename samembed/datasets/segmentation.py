@@ -13,7 +13,7 @@ from ..errors import DataNotFoundError, UsageError
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, is_image, relative_id
 from .masks import scan_mask_encoding
-from .registry import register_dataset
+from .registry import register_dataset, split_from_subsets
 
 SEGMENTATION_CLASSES = ["background", "road"]
 ROAD_URL = "https://www.kaggle.com/datasets/ipythonx/tgrs-road"
@@ -59,7 +59,7 @@ def _find_road_root(data_dir: Path) -> Path | None:
     return None
 
 
-@register_dataset("road")
+@register_dataset("road", fixed_split=split_from_subsets)
 def load_road(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     """The Cheng road dataset: ``{Train,Validation,Test}/image/imageNNN.bmp`` with masks in
     ``label/NNN.bmp`` (255 = road; any two values work, see :mod:`samembed.datasets.masks`),

@@ -1,36 +1,45 @@
-"""The encoder contract and registry.
+"""The encoder contract and registry (docs/encoders.md).
 
 An encoder is registered with ``@register_encoder("name")`` on a factory
 ``(model: str | None, checkpoint: Path | None, img_size: int | None) -> EncoderSpec``.
 The spec is cheap (no weights loaded): extraction asks it for the cache signature first and
-builds the network only when there is work to do."""
+builds the network only when there is work to do. This module imports no torch, so listing
+encoders costs nothing."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
-
-import numpy as np
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import UsageError
+from ..plugins import BUILTIN
 from ..registry import Registry
 
-# Runs in loader worker processes, so it must be picklable: (H, W, 3) uint8 image ->
-# ((3, S, S) uint8 image placed top-left on a zero canvas, (h, w) of the valid region).
-Preprocessor = Callable[[np.ndarray], tuple[torch.Tensor, tuple[int, int]]]
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from .geometry import Geometry
 
 
 class EncoderSpec(ABC):
     """What extraction needs to know about an encoder, and how to build it."""
 
     name: str  # registry name, e.g. "sam"
-    img_size: int  # side of the square network input, pixels
     pooled_dims: dict[str, int]  # pooled vector name -> width, e.g. {"neck": 256, "trunk": 768}
     map_channels: int  # channels C of the feature map
-    map_size: int  # side T of the (C, T, T) feature map, tokens
+    geometry: Geometry  # the input square and how images, points and masks map onto it
+
+    @property
+    def img_size(self) -> int:
+        """Side of the square network input, pixels."""
+        return self.geometry.img_size
+
+    @property
+    def map_size(self) -> int:
+        """Side T of the (C, T, T) feature map, tokens."""
+        return self.geometry.map_size
 
     @property
     @abstractmethod
@@ -42,9 +51,10 @@ class EncoderSpec(ABC):
         """JSON-serialisable facts that determine the embeddings (weights hash, input size,
         preprocessing, architecture)."""
 
-    @abstractmethod
-    def preprocessor(self) -> Preprocessor:
-        """The per-image CPU transform, run in loader workers."""
+    def preprocessor(self) -> Geometry:
+        """The per-image CPU transform, run in loader workers: (H, W, 3) uint8 -> ((3, S, S)
+        uint8 canvas, (h, w) of the image on it). Picklable."""
+        return self.geometry
 
     @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
@@ -66,7 +76,7 @@ def input_size(img_size: int | None, default: int, multiple: int, encoder: str) 
 
 
 EncoderFactory = Callable[[str | None, Path | None, int | None], EncoderSpec]
-ENCODERS: Registry[EncoderFactory] = Registry("encoder")
+ENCODERS: Registry[EncoderFactory] = Registry("encoder", BUILTIN["encoder"])
 register_encoder = ENCODERS.register
 available_encoders = ENCODERS.names
 

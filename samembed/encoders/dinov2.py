@@ -19,11 +19,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, valid_mask
-from .sam import SamPreprocess
+from .geometry import Geometry
 
 TIMM_NAMES = {"vits14": "vit_small_patch14_dinov2", "vitb14": "vit_base_patch14_dinov2"}
 WIDTHS = {"vits14": 384, "vitb14": 768}
@@ -54,10 +55,10 @@ class DinoV2EncoderSpec(EncoderSpec):
 
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
-        self.img_size = input_size(img_size, 224, PATCH, "dinov2")
+        self.geometry = Geometry(input_size(img_size, 224, PATCH, "dinov2"), PATCH)
         width = WIDTHS[variant]
         self.pooled_dims = {"cls": width, "mean": width}
-        self.map_channels, self.map_size = width, self.img_size // PATCH
+        self.map_channels = width
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
 
     @property
@@ -71,9 +72,6 @@ class DinoV2EncoderSpec(EncoderSpec):
         return {"encoder": "dinov2", "variant": self.variant, **weights, "img_size": self.img_size,
                 "preprocessing": PREPROCESSING, "tokens": "final norm; cls token, mean of valid patch tokens"}
 
-    def preprocessor(self) -> SamPreprocess:
-        return SamPreprocess(self.img_size)
-
     def build(self, device: torch.device) -> DinoV2Encoder:
         import timm
         from timm.models.vision_transformer import checkpoint_filter_fn
@@ -83,7 +81,9 @@ class DinoV2EncoderSpec(EncoderSpec):
         if self.checkpoint is None and not self.random:
             try:
                 vit = timm.create_model(f"{name}.lvd142m", pretrained=True, img_size=self.img_size, num_classes=0)
-            except Exception as err:  # offline: one line, with the way out
+            except Exception as err:
+                if not is_fetch_error(err):
+                    raise
                 raise CheckpointError(f"cannot download DINOv2 {self.variant} weights ({type(err).__name__}); pass "
                                       f"--checkpoint FILE with a local dinov2_{self.variant}_pretrain.pth") from None
         else:

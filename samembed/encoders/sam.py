@@ -3,21 +3,19 @@ input size that is a multiple of the patch size."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
-from segment_anything.utils.transforms import ResizeLongestSide
 from torch import nn
 
 from ..errors import UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
 from .fast_attention import use_sdpa
+from .geometry import Geometry
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, valid_mask
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
 
@@ -25,22 +23,6 @@ PREPROCESSING = (
     "segment_anything ResizeLongestSide (PIL bilinear) to img_size; normalise mean "
     f"{PIXEL_MEAN} std {PIXEL_STD} on 0-255; zero-pad bottom and right after normalising"
 )
-
-
-@dataclass(frozen=True)
-class SamPreprocess:
-    """SAM's own CPU preprocessing up to the normalisation: resize the longest side to
-    ``img_size`` with segment_anything's ``ResizeLongestSide`` and place the uint8 result on a
-    zero (3, S, S) canvas. Normalising and padding happen on the device (4 x less to copy)."""
-
-    img_size: int
-
-    def __call__(self, rgb: np.ndarray) -> tuple[torch.Tensor, tuple[int, int]]:
-        resized = ResizeLongestSide(self.img_size).apply_image(rgb)  # (h, w, 3) uint8
-        h, w = resized.shape[:2]
-        canvas = torch.zeros(3, self.img_size, self.img_size, dtype=torch.uint8)
-        canvas[:, :h, :w] = torch.from_numpy(np.ascontiguousarray(resized)).permute(2, 0, 1)
-        return canvas, (h, w)
 
 
 class SamImageEncoder(nn.Module):
@@ -53,7 +35,7 @@ class SamImageEncoder(nn.Module):
         self.normalise = PixelNormalise()
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """``images`` (B, 3, S, S) uint8 from :class:`SamPreprocess`, ``valid_hw`` (B, 2).
+        """``images`` (B, 3, S, S) uint8 canvases (:meth:`Geometry.canvas`), ``valid_hw`` (B, 2).
 
         Returns ``{"neck": (B, 256), "trunk": (B, embed_dim)}`` (float32, averaged over the
         tokens that cover the image, not the padding) and the neck map (B, 256, S/16, S/16)."""
@@ -102,11 +84,11 @@ class SamEncoderSpec(EncoderSpec):
             raise UsageError(
                 f"--model {requested_model} was given but {checkpoint} holds a {self.arch.variant}; drop --model or fix it"
             )
-        self.img_size = input_size(img_size, self.arch.native_img_size, self.arch.patch_size, "sam")
+        self.geometry = Geometry(input_size(img_size, self.arch.native_img_size, self.arch.patch_size, "sam"),
+                                 self.arch.patch_size)
         self.sha256 = sha256sum(checkpoint)
         self.pooled_dims = {"neck": self.arch.out_chans, "trunk": self.arch.embed_dim}
         self.map_channels = self.arch.out_chans
-        self.map_size = self.img_size // self.arch.patch_size
 
     @property
     def key(self) -> str:
@@ -118,9 +100,6 @@ class SamEncoderSpec(EncoderSpec):
             "encoder": self.name, "variant": self.arch.variant, "checkpoint_sha256": self.sha256,
             "img_size": self.img_size, "preprocessing": PREPROCESSING, "arch": self.arch.to_dict(),
         }
-
-    def preprocessor(self) -> SamPreprocess:
-        return SamPreprocess(self.img_size)
 
     def build_vit(self) -> ImageEncoderViT:
         """segment_anything's ``ImageEncoderViT`` at ``img_size`` with the checkpoint's weights."""

@@ -18,11 +18,12 @@ import torch
 from torch import nn
 from torchvision.models import VGG19_Weights, vgg19
 
+from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, valid_mask
-from .sam import SamPreprocess
+from .geometry import Geometry
 
 PREPROCESSING = ("resize longest side to img_size (PIL bilinear); normalise ImageNet mean (123.675, 116.28, 103.53) "
                  "std (58.395, 57.12, 57.375) on 0-255; zero-pad bottom and right after normalising")
@@ -51,8 +52,7 @@ class VggEncoderSpec(EncoderSpec):
 
     def __init__(self, weights: str, checkpoint: Path | None, img_size: int | None):
         self.weights, self.checkpoint = weights, checkpoint
-        self.img_size = input_size(img_size, 224, 16, "vgg19")
-        self.map_size = self.img_size // 16
+        self.geometry = Geometry(input_size(img_size, 224, 16, "vgg19"), 16)
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
 
     @property
@@ -64,9 +64,6 @@ class VggEncoderSpec(EncoderSpec):
             "weights": "torchvision VGG19_Weights.IMAGENET1K_V1" if self.weights == "imagenet" else "random, seed 0"}
         return {"encoder": "vgg19", **weights, "img_size": self.img_size, "preprocessing": PREPROCESSING,
                 "layer": "features[:-1] (conv5_4 + ReLU)"}
-
-    def preprocessor(self) -> SamPreprocess:
-        return SamPreprocess(self.img_size)
 
     def _state_dict(self) -> dict[str, torch.Tensor] | None:
         if self.checkpoint is not None:
@@ -84,7 +81,9 @@ class VggEncoderSpec(EncoderSpec):
             return None
         try:
             return IMAGENET_WEIGHTS.get_state_dict(progress=True, check_hash=True)
-        except Exception as err:  # offline, or a proxy refusing: one line, with the way out
+        except Exception as err:
+            if not is_fetch_error(err):
+                raise
             raise CheckpointError(f"cannot download VGG19's ImageNet weights ({type(err).__name__}: {err}); "
                                   "pass --checkpoint FILE with a local copy of "
                                   f"{IMAGENET_WEIGHTS.url.rsplit('/', 1)[-1]}") from None

@@ -1,1 +1,2 @@
-"""Experiments on cached embeddings: splits, training loops and sweeps."""
+"""Experiments on cached embeddings, whatever the task: the experiment base and its run loop,
+head kinds, the runs store, reading embeddings, optimisers, and ``train_head``/``sweep``."""

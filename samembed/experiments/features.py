@@ -85,10 +85,10 @@ def load_raw_images(index, usable: np.ndarray, size: int, progress: bool = False
     from tqdm.auto import tqdm
 
     from ..datasets import read_rgb
-    from ..encoders.sam import SamPreprocess
+    from ..encoders.geometry import Geometry
 
-    preprocess = SamPreprocess(size)
+    geometry = Geometry(size)
     out = np.zeros((len(index), 3, size, size), np.uint8)
     for i in tqdm(np.flatnonzero(usable), desc="reading images", unit="img", disable=not progress, dynamic_ncols=True):
-        out[i] = preprocess(read_rgb(index.path(i)))[0].numpy()
+        out[i] = geometry.canvas(read_rgb(index.path(i)))[0].numpy()
     return out

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from ..errors import storage_error, warn
 from ..locks import file_lock
-
-DEFAULT_RUNS_DIR = Path("experiments")
+from ..paths import DEFAULT_RUNS_DIR
 
 # Closes a torn last line (a writer killed mid-write) before the next record is appended. json.dumps
 # never writes a raw control character, so a line ending in this one is a torn fragment, skipped.
@@ -29,6 +28,7 @@ class RunsStore:
         self.root = Path(root)
         self._known: set[str] = set()  # run ids in the first _scanned bytes of the file
         self._scanned = 0
+        self._lines = 0  # lines in those bytes
 
     @property
     def path(self) -> Path:
@@ -73,27 +73,48 @@ class RunsStore:
                         view = view[os.write(fd, view):]
                     os.fsync(fd)
                     self._scanned = os.fstat(fd).st_size
+                    self._lines += blob.count(b"\n")
                     return new
                 finally:
                     os.close(fd)
         except OSError as err:
-            self._scanned, self._known = 0, set()  # read the file afresh next time
+            self._scanned, self._lines, self._known = 0, 0, set()  # read the file afresh next time
             raise storage_error(err, f"recording runs in {self.path}") from None
+
+    def contains(self, run_id: str) -> bool:
+        """Whether ``run_id`` is recorded: the file as it is now, read from where this store last
+        stopped (cheap to ask before every run, and it sees other processes' appends)."""
+        try:
+            size = self.path.stat().st_size
+        except FileNotFoundError:
+            return False
+        self._scan(size)
+        return run_id in self._known
+
+    def record(self, run_id: str) -> dict | None:
+        """The first record of ``run_id``, or ``None``."""
+        return next((r for r in self.records() if r["run_id"] == run_id), None)
 
     def _scan(self, size: int) -> None:
         """Add the run ids of the lines between what was scanned before and ``size`` bytes."""
         if size < self._scanned:  # the file was replaced: start over
-            self._known, self._scanned = set(), 0
+            self._known, self._scanned, self._lines = set(), 0, 0
         if size == self._scanned:
             return
         with open(self.path, "rb") as f:
             f.seek(self._scanned)
             data = f.read(size - self._scanned)
         end = data.rfind(b"\n") + 1  # a line still being written is scanned next time
-        for record, _ in _parse(data[:end]):
+        bad = []
+        for record, problem in _parse(data[:end], first_line=self._lines + 1):
             if record is not None:
                 self._known.add(record["run_id"])
+            elif problem is not None:
+                bad.append(problem)
         self._scanned += end
+        self._lines += data[:end].count(b"\n")
+        if bad:
+            self._warn_unreadable(bad, len(self._known))
 
     def records(self) -> list[dict]:
         """Every record, oldest first. A missing or empty file gives []; a last line without its
@@ -110,19 +131,23 @@ class RunsStore:
             elif problem is not None:
                 bad.append(problem)
         if bad:
-            shown = "; ".join(bad[:3]) + ("; ..." if len(bad) > 3 else "")
-            warn(f"{self.path}: skipped {len(bad)} unreadable line(s), the other {len(out)} records are read ({shown})")
+            self._warn_unreadable(bad, len(out))
         return out
+
+    def _warn_unreadable(self, problems: list[str], records: int) -> None:
+        shown = "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else "")
+        warn(f"{self.path}: skipped {len(problems)} unreadable line(s), the other {records} records are read ({shown})")
 
     def run_ids(self) -> set[str]:
         """The ``run_id`` of every record."""
         return {record["run_id"] for record in self.records()}
 
 
-def _parse(data: bytes):
+def _parse(data: bytes, first_line: int = 1):
     """``(record, None)`` for each line of ``data`` that holds a run record, ``(None, problem)``
-    for one that does not, ``(None, None)`` for a blank line or a torn fragment."""
-    for number, line in enumerate(data.split(b"\n")[:-1], start=1):
+    for one that does not (naming its line, counted from ``first_line``), ``(None, None)`` for a
+    blank line or a torn fragment."""
+    for number, line in enumerate(data.split(b"\n")[:-1], start=first_line):
         if not line.strip() or line.endswith(_TORN):
             yield None, None
             continue

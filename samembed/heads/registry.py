@@ -1,60 +1,68 @@
-"""Head registry. A head is one file that registers itself with ``@register_head``.
+"""Head registry. A head is one file that registers itself with ``@register_head``: its name, the
+task it serves, its kind and a factory. The kind (:mod:`samembed.experiments.kinds`) says what the
+head trains on and how, and so what its factory takes:
 
-Three kinds, by what they train on and how:
-
-- ``pooled`` torch heads (``linear``, ``mlp``): a factory ``(in_dim, num_classes, seeds) -> nn.Module``
-  whose module maps (R, B, D) to (R, B, classes): R = len(seeds) independent runs stacked in every parameter's
-  first dimension, so a sweep trains many splits and seeds in one vectorised pass.
-- ``grid`` torch heads (``sam-conv``, ``sam-vit``): a factory ``(in_shape (C, G, G), num_classes) -> nn.Module``
+- classification ``pooled`` (``linear``, ``mlp``): ``(in_dim, num_classes, seeds) -> nn.Module`` mapping
+  (R, B, D) to (R, B, classes): R = len(seeds) independent runs stacked in every parameter's first
+  dimension, so a sweep trains many splits and seeds in one vectorised pass.
+- classification ``grid`` (``sam-conv``, ``sam-vit``): ``(in_shape (C, G, G), num_classes) -> nn.Module``
   mapping (B, C, G, G) to (B, classes).
-- ``scratch`` classification baselines (``cnn``, ``resnet18``): a factory ``(num_classes) -> nn.Module``
-  mapping raw images (B, 3, 64, 64) (pixel values 0-255) to (B, classes); trained from scratch.
-- ``classic`` heads (``logreg``, ``knn``): a function
-  ``fit_predict(x_train (n, D) float32, y_train (n,), x_eval (m, D), *, num_classes, seed) -> (pred (m,), info)``
-  that chooses its own hyper-parameter on a held-out part of the training set and says so in ``info``.
+- classification ``scratch`` (``cnn``, ``resnet18``): ``(num_classes) -> nn.Module`` mapping raw images
+  (B, 3, 64, 64) (pixel values 0-255) to (B, classes); trained from scratch.
+- classification ``classic`` (``logreg``, ``knn``):
+  ``fit_predict(x_train (n, D) float32, y_train (n,), x_eval (m, D), *, num_classes, seed) -> (pred (m,), info)``,
+  choosing its own hyper-parameter on a held-out part of the training set and saying so in ``info``.
+- segmentation ``decoder`` (``sam-conv``, ``sam-vit``): ``(in_shape (C, G, G), checkpoint: Path | None) -> nn.Module``
+  mapping the cached map (B, C, G, G) to mask logits (B, 1, 4G, 4G); ``uses_checkpoint`` heads
+  get the checkpoint the cache was extracted with.
+- segmentation ``raw`` (``unet``): ``() -> nn.Module`` mapping raw images (B, 3, M, M) uint8 to mask
+  logits (B, 1, M, M); trained from scratch, not from the cache.
 
-Segmentation heads live in their own registry (the same names may mean a classifier and a decoder):
-
-- ``decoder`` (``sam-conv``, ``sam-vit``): a factory ``(in_shape (C, G, G), checkpoint: Path | None) -> nn.Module``
-  mapping the cached map (B, C, G, G) to mask logits (B, 1, 4G, 4G).
-- ``raw`` (``unet``): a factory ``() -> nn.Module`` mapping raw images (B, 3, M, M) uint8 to mask logits
-  (B, 1, M, M); trained from scratch, not from the cache.
-"""
+The same name may mean a classifier and a decoder: each task has its registry. This module
+imports no torch, so listing heads costs nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
+from ..plugins import BUILTIN
 from ..registry import Registry
-
-Kind = Literal["pooled", "grid", "classic", "scratch", "decoder", "raw"]
-Task = Literal["classification", "segmentation"]
 
 
 @dataclass(frozen=True)
 class Head:
     name: str
-    kind: Kind
+    task: str
+    kind: str
     factory: Callable
     summary: str
+    uses_checkpoint: bool = False
 
 
-HEADS: Registry[Head] = Registry("head")
-SEGMENTATION_HEADS: Registry[Head] = Registry("segmentation head")
-_REGISTRIES = {"classification": HEADS, "segmentation": SEGMENTATION_HEADS}
+_REGISTRIES: dict[str, Registry[Head]] = {}
 
 
-def register_head(name: str, kind: Kind, summary: str, task: Task = "classification") -> Callable[[Callable], Callable]:
+def heads_of(task: str) -> Registry[Head]:
+    """The head registry of ``task``."""
+    if task not in _REGISTRIES:
+        _REGISTRIES[task] = Registry(f"{task} head" if task != "classification" else "head",
+                                     BUILTIN.get(f"head/{task}", {}))
+    return _REGISTRIES[task]
+
+
+def register_head(name: str, kind: str, summary: str, task: str = "classification",
+                  uses_checkpoint: bool = False) -> Callable[[Callable], Callable]:
     def decorate(factory: Callable) -> Callable:
-        _REGISTRIES[task].register(name)(Head(name, kind, factory, summary))
+        heads_of(task).add(name, Head(name, task, kind, factory, summary, uses_checkpoint))
         return factory
 
     return decorate
 
 
-def get_head(name: str, task: Task = "classification") -> Head:
-    return _REGISTRIES[task].get(name)
+def get_head(name: str, task: str = "classification") -> Head:
+    return heads_of(task).get(name)
 
 
-available_heads = HEADS.names
+def available_heads(task: str = "classification") -> list[str]:
+    return heads_of(task).names()

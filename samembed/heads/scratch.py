@@ -11,8 +11,6 @@ from torchvision.models import resnet18
 from ..encoders.pixels import PixelNormalise
 from .registry import register_head
 
-RAW_INPUT_SIZE = 64
-
 
 class FromScratch(nn.Module):
     """(B, 3, S, S) pixel values 0-255 (any dtype) -> (B, classes) logits of ``net``."""

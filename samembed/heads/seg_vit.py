@@ -54,7 +54,7 @@ def _count(sd: dict, pattern: str) -> int:
     return len({m.group(1) for k in sd if (m := re.match(pattern, k))})
 
 
-@register_head("sam-vit", kind="decoder", task="segmentation",
+@register_head("sam-vit", kind="decoder", task="segmentation", uses_checkpoint=True,
                summary="SAM's own mask decoder from the checkpoint, learned prompt tokens, trained from the cache")
 def sam_vit_decoder(in_shape: tuple[int, int, int], checkpoint: Path | None = None) -> nn.Module:
     if checkpoint is None:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..experiments.splits import stratified_split
+from ..splits import stratified_split
 
 HELD_OUT_FRACTION = 0.2
 
 
 def hold_out(y_train: np.ndarray, seed: int, fraction: float = HELD_OUT_FRACTION) -> tuple[np.ndarray, np.ndarray] | str:
     """``(fit_idx, held_idx)``: ``fraction`` of every class (rounded, at least one, never all) held
-    out, by :func:`~samembed.experiments.splits.stratified_split` seeded with ``seed``. Returns a
+    out, by :func:`~samembed.splits.stratified_split` seeded with ``seed``. Returns a
     one-line reason instead when some class has fewer than 2 training images (none can be held out)."""
     y = np.asarray(y_train)
     classes, counts = np.unique(y, return_counts=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import __version__
+from ..version import __version__
 from ..atomic import write_whole
 from ..errors import SamembedError, UsageError, storage_error, warn
 from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run

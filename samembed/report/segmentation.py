@@ -28,7 +28,7 @@ def seg_runs_table(records: list[dict]) -> pd.DataFrame:
                "model": model_label(r), "head": r["config"]["head"], "cache_id": cache_id(r),
                "encoder": r["cache"]["group"] if r["config"].get("uses_encoder", True) else FROM_SCRATCH, "split": s["name"], "seed": r["config"]["seed"],
                "n_train": s["n_train"], "n_val": s["n_val"], "n_test": s["n_test"], "evaluated_on": m["evaluated_on"],
-               "best_epoch": m["best_epoch"], "mask_size": r["config"].get("mask_size")}
+               "best_epoch": m.get("best_epoch"), "mask_size": r["config"].get("mask_size")}
         row.update({f"micro_{k}": m[f"micro_{k}"] for k in METRIC_NAMES})
         row.update({f"mean_{k}": m[f"mean_{k}"] for k in METRIC_NAMES})
         row.update({"seconds": r.get("seconds", math.nan), "seconds_per_epoch": r.get("seconds_per_epoch", math.nan),

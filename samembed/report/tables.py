@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import stats
 
 from ..hashing import short_hash
+from ..splits import SplitSpec
 
 # The columns that make one summary row: runs that agree on all of them differ only by seed.
 SUMMARY_KEYS = ["dataset", "encoder", "img_size", "head", "feature", "settings", "split", "evaluated_on", "cache_id"]
@@ -79,10 +80,8 @@ def cache_id(record: dict) -> str:
 
 def split_kind_value(name: str) -> tuple[str, float]:
     """``val=0.2`` -> ("val", 0.2); ``shots=5`` -> ("shots", 5.0); ``standard`` -> ("standard", nan)."""
-    if "=" in name:
-        kind, value = name.split("=", 1)
-        return kind, float(value)
-    return name, math.nan
+    spec = SplitSpec.from_name(name)
+    return spec.kind, spec.value_or_nan
 
 
 def settings_label(settings: dict) -> str:

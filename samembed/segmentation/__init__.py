@@ -1,1 +1,2 @@
-"""Binary segmentation from the cache: mask geometry, metrics, decoders' training and the runs."""
+"""Binary segmentation from the cache: the task (:mod:`.task`), its head kinds (:mod:`.kinds`),
+the decoders' training loop and the metrics."""

@@ -18,9 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..devices import autocast
 from ..encoders.pixels import valid_mask
+from ..experiments.base import RunData
+from ..experiments.kinds import TrainSettings
 from ..experiments.optim import cosine_with_warmup
-from ..experiments.training import RunData, TrainSettings, _autocast
 
 
 @dataclass
@@ -82,7 +84,7 @@ def train_segmenter(model: nn.Module, source, masks: MaskData, run: RunData, set
         loss_sum = inter = total = 0.0
         for idx, xb in source.batches(run.train, batch_size, rng):
             target, valid = masks.batch(idx, device)
-            with _autocast(device):
+            with autocast(device):
                 logits = model(torch.as_tensor(xb, device=device) if xb.dtype == np.uint8
                                else torch.as_tensor(xb, device=device).float())
             loss = bce_dice_loss(logits.float(), target, valid)
@@ -124,5 +126,5 @@ def evaluate(model: nn.Module, source, masks: MaskData, indices: np.ndarray, bat
 @torch.no_grad()
 def predict_logits(model: nn.Module, xb: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.as_tensor(xb, device=device)
-    with _autocast(device):
+    with autocast(device):
         return model(x if x.dtype == torch.uint8 else x.float()).float()

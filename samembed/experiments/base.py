@@ -1,0 +1,277 @@
+"""One experiment: heads on one cache group, written to one runs store.
+
+:class:`Experiment` is what every task shares: it opens and checks the cache, makes splits, names
+runs (:func:`run_id_of`), skips runs already recorded (by this process or another), fits each
+plan through its head's kind (:mod:`samembed.experiments.kinds`) and writes one record per run
+with the same envelope. A task (classification, segmentation) is a subclass that scores outcomes
+and adds its own fields; it registers itself with :func:`register_task`, and :func:`open_experiment`
+picks it by the cache group's task."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from ..cache import CacheGroup, open_cache
+from ..cache.signature import run_versions
+from ..datasets import get_dataset, load_dataset
+from ..devices import resolve_device
+from ..errors import DataNotFoundError, UsageError
+from ..hashing import short_hash
+from ..heads import Head, get_head
+from ..paths import DEFAULT_CACHE_DIR
+from ..plugins import BUILTIN
+from ..registry import Registry
+from ..splits import Split, SplitSpec, make_split
+from .features import ArraySource, GridSource, load_raw_images
+from .kinds import KINDS, HeadKind, Outcome, TrainSettings
+from .records import DEFAULT_RUNS_DIR, RunsStore, warn_recorded_elsewhere
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One run: a head on a feature, a split and a seed. ``settings`` are the training settings of
+    torch heads (``None`` for heads that set their own hyper-parameters)."""
+
+    head: str
+    split: SplitSpec
+    seed: int = 0
+    feature: str | None = None  # filled in by the kind: a pooled array, "grid", "images" or "none"
+    settings: TrainSettings | None = None
+
+
+def plan_dict(plan: RunPlan) -> dict:
+    """The plan as its run id and records hold it."""
+    return {"head": plan.head, "feature": plan.feature, "split": plan.split.name, "seed": plan.seed,
+            "settings": asdict(plan.settings) if plan.settings is not None else None}
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One run: training and validation indices into the cache, its seed, and the indices its
+    reported metric comes from (``evaluate``: the test part of a split that has one, else the
+    validation part)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    evaluate: np.ndarray
+    seed: int
+
+
+@dataclass(frozen=True)
+class ExperimentOptions:
+    """Where an experiment writes and finds things, and how it runs."""
+
+    runs_dir: str | Path = DEFAULT_RUNS_DIR
+    device: str = "auto"
+    data_dir: str | Path | None = None  # the dataset, if not where extraction found it
+    download: bool = False  # may fetch what a split needs (EuroSAT's standard lists)
+    checkpoint: str | Path | None = None  # the weights, if not where extraction found them
+    memory_budget: int | None = None  # bytes of embeddings held in memory (default: half the RAM)
+
+
+def run_id_of(group: CacheGroup, plan: RunPlan, usable: np.ndarray) -> str:
+    """A run's id: its plan and what it trained on. Heads on embeddings depend on the cache
+    group's signature; heads trained from scratch on raw images only on the dataset's files, so
+    the same baseline run is found whichever cache group it was started from."""
+    if plan.feature == "images":  # also what the cache decides for them: usable images, mask targets
+        return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"],
+                           "usable": short_hash(usable.tolist()),
+                           "mask_size": group.signature.get("mask_size"), **plan_dict(plan)})
+    return short_hash({"cache": short_hash(group.signature), "group": group.name, **plan_dict(plan)})
+
+
+class Experiment:
+    """Heads on one complete cache group. Subclasses (tasks) set :attr:`task` and
+    :attr:`split_kinds` and implement :meth:`score`."""
+
+    task: str
+    split_kinds: tuple[str, ...] = ("val", "shots", "standard")
+
+    def __init__(self, group: CacheGroup, options: ExperimentOptions = ExperimentOptions()):
+        self.group = group.require_complete()
+        self.options = options
+        self.store = RunsStore(options.runs_dir)
+        self.device = resolve_device(options.device)
+        self.labels = group.read("labels").astype(np.int64)
+        self.usable = group.read("ok")
+        self.class_names = group.class_names
+        self._splits: dict[tuple[str, int], Split] = {}
+        self._pooled: dict = {}
+        self._grid: GridSource | None = None
+        self._raw: dict[int, ArraySource] = {}
+        self._index = None
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    def head(self, name: str) -> Head:
+        return get_head(name, self.task)
+
+    def kind(self, head: str) -> HeadKind:
+        return KINDS.get(self.head(head).kind)
+
+    def plan(self, head: str, split: SplitSpec, seed: int = 0, feature: str | None = None, *,
+             epochs: int | None = None, lr: float | None = None, batch_size: int | None = None) -> RunPlan:
+        """A resolved plan: the head's feature and training settings filled in from its kind."""
+        kind = self.kind(head)
+        return self.resolve(RunPlan(head, split, seed, feature, kind.settings(epochs, lr, batch_size)))
+
+    def resolve(self, plan: RunPlan) -> RunPlan:
+        if plan.split.kind not in self.split_kinds:
+            raise UsageError(f"{self.task} takes {' or '.join(self._split_words())}, not '{plan.split.name}'")
+        return self.kind(plan.head).resolve(plan, tuple(self.group.attrs.get("pooled", ("neck", "trunk"))))
+
+    def _split_words(self) -> list[str]:
+        return [{"val": "--split F", "shots": "--shots K", "standard": "--split standard"}[k] for k in self.split_kinds]
+
+    @property
+    def default_split(self) -> SplitSpec | None:
+        """The split of ``train-head`` when none is given (``None``: one must be given)."""
+        return None
+
+    def run_id(self, plan: RunPlan) -> str:
+        return run_id_of(self.group, plan, self.usable)
+
+    # -- data, read once ----------------------------------------------------------------------
+
+    def split(self, spec: SplitSpec, seed: int) -> Split:
+        key = (spec.name, seed if spec.kind != "standard" else 0)
+        if key not in self._splits:
+            parts = image_ids = None
+            if spec.kind == "standard":
+                dataset = get_dataset(self.group.dataset)
+                if dataset.fixed_split is None:
+                    raise UsageError(f"{self.group.dataset} publishes no standard split; use "
+                                     f"{' or '.join(w for w in self._split_words() if w != '--split standard')}")
+                image_ids = list(self.group.read("image_ids"))
+                subsets = self.group.read("subset") if "subset" in self.group.group else None
+                parts = dataset.fixed_split(image_ids, subsets, self.data_dir, self.options.download)
+            self._splits[key] = make_split(spec, seed, self.labels, self.usable, self.class_names, parts, image_ids)
+        return self._splits[key]
+
+    def run_data(self, split: Split, seed: int) -> RunData:
+        return RunData(split.train, split.val, split.test if len(split.test) else split.val, seed)
+
+    @property
+    def data_dir(self) -> Path | None:
+        return Path(self.options.data_dir) if self.options.data_dir is not None else None
+
+    def pooled(self, feature: str):
+        """The pooled array ``feature`` as a float32 tensor on the device."""
+        import torch
+
+        if feature not in self._pooled:
+            self._pooled[feature] = torch.as_tensor(self.group.read(feature), device=self.device).float()
+        return self._pooled[feature]
+
+    def grid(self) -> GridSource:
+        if self._grid is None:
+            self._grid = GridSource(self.group.group["grid"], budget=self.options.memory_budget)
+        return self._grid
+
+    def dataset(self):
+        """The dataset the cache was extracted from (where extraction found it, or ``data_dir``),
+        checked to hold the same files."""
+        if self._index is None:
+            root = self.data_dir if self.data_dir is not None else Path(self.group.attrs.get("data_root", ""))
+            index = load_dataset(self.group.dataset, root, self.options.download)
+            if index.fingerprint() != self.group.signature["dataset_fingerprint"]:
+                raise DataNotFoundError(f"the files in {root} are not the ones {self.group.store}/{self.group.name} "
+                                        "was extracted from; pass --data-dir to the same dataset")
+            self._index = index
+        return self._index
+
+    def raw_images(self, size: int) -> ArraySource:
+        """The dataset's images resized and padded to ``size`` like the encoder's input, for
+        models trained from scratch; read once."""
+        if size not in self._raw:
+            self._raw[size] = ArraySource(load_raw_images(self.dataset(), self.usable, size, progress=True))
+        return self._raw[size]
+
+    # -- running ------------------------------------------------------------------------------
+
+    def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
+        """Run every plan not yet in the runs store; returns the new records (also appended).
+        Plans of batched kinds (stacked pooled heads) are fitted together after the others."""
+        plans = list({self.run_id(p): p for p in map(self.resolve, plans)}.values())
+        records: list[dict] = []
+        batched: dict[tuple, list[RunPlan]] = {}
+        for plan in plans:
+            if self.store.contains(self.run_id(plan)):  # recorded earlier, or meanwhile by another process
+                continue
+            kind = self.kind(plan.head)
+            if kind.batched:
+                batched.setdefault((plan.head, plan.feature, plan.settings), []).append(plan)
+            else:
+                self._fit(kind, [plan], records, on_done)
+        for group in batched.values():
+            todo = [p for p in group if not self.store.contains(self.run_id(p))]
+            if todo:
+                self._fit(self.kind(todo[0].head), todo, records, on_done)
+        return records
+
+    def _fit(self, kind: HeadKind, plans: list[RunPlan], records: list[dict], on_done) -> None:
+        for plan, outcome in kind.fit(self, plans):
+            record = self.record(plan, kind, outcome)
+            if not self.store.append(record):
+                warn_recorded_elsewhere(record, self.store)
+                continue
+            records.append(record)
+            if on_done:
+                on_done(record)
+
+    def record(self, plan: RunPlan, kind: HeadKind, outcome: Outcome) -> dict:
+        """The run's record: the envelope every task shares, the task's metrics and extras."""
+        split = self.split(plan.split, plan.seed)
+        data = self.run_data(split, plan.seed)
+        evaluated_on = "test" if len(split.test) else "val"
+        run_id = self.run_id(plan)
+        metrics, extras = self.score(plan, data, outcome, run_id)
+        record = {
+            "run_id": run_id,
+            "task": self.task,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "config": {**plan_dict(plan), "device": str(self.device), "uses_encoder": kind.input != "images"},
+            "cache": {"store": str(self.group.store), "group": self.group.name, "dataset": self.group.dataset,
+                      "signature": self.group.signature},
+            "split": {"name": split.name, "seed": split.seed, "n_train": len(split.train), "n_val": len(split.val),
+                      "n_test": len(split.test), "indices_hash": split.indices_hash},
+            "metrics": {**metrics, "evaluated_on": evaluated_on, "selection": kind.selection(outcome, evaluated_on)},
+            "head_info": outcome.info,
+            "curves": outcome.curves,
+            "seconds": round(outcome.seconds, 4),
+            "versions": run_versions(),
+        }
+        for fields in (outcome.record, extras):  # the kind's and the task's own fields
+            for key, value in fields.items():
+                merge = isinstance(value, dict) and isinstance(record.get(key), dict)
+                record[key] = {**record[key], **value} if merge else value
+        return record
+
+    def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
+        """(metrics of ``outcome`` on ``data.evaluate``, extra record fields) of the task."""
+        raise NotImplementedError
+
+
+TaskFactory = Callable[[CacheGroup, ExperimentOptions], Experiment]
+TASKS: Registry[type[Experiment]] = Registry("task", BUILTIN["task"])
+
+
+def register_task(cls: type[Experiment]) -> type[Experiment]:
+    """Class decorator: the experiment of the cache groups whose task is ``cls.task``."""
+    TASKS.add(cls.task, cls)
+    return cls
+
+
+def open_experiment(dataset: str, encoder: str | None = None, *, cache_dir: str | Path = DEFAULT_CACHE_DIR,
+                    **options) -> Experiment:
+    """The experiment on the cache group of ``dataset`` and ``encoder``, by the group's task.
+    ``options`` are :class:`ExperimentOptions` fields."""
+    group = open_cache(cache_dir, dataset, encoder)
+    return TASKS.get(group.task)(group, replace(ExperimentOptions(), **options))
+
+

@@ -1,0 +1,100 @@
+"""Head kinds: what a kind of head trains on, its defaults, how its runs are fitted and what their
+records hold. A head names its kind (:func:`samembed.heads.register_head`); a kind belongs to one
+task and registers itself here. Adding a kind (a zero-shot prompt "head" that trains nothing, say)
+is one module: a :class:`HeadKind` subclass and :func:`register_kind`, and its line in
+:mod:`samembed.plugins`."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from ..errors import UsageError
+from ..plugins import BUILTIN
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from .base import Experiment, RunPlan
+
+Input = Literal["pooled", "grid", "images", "none"]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Training settings of a torch head (part of its run id)."""
+
+    epochs: int = 20
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 256
+    warmup_epochs: float = 1.0
+
+
+@dataclass
+class Outcome:
+    """What fitting one run hands to its task to score and record. ``predictions`` is the task's
+    (classification: (m,) predicted classes of the evaluated images; segmentation: a function
+    from image indices to predicted masks); ``info`` goes into the record's ``head_info``;
+    ``record`` holds fields the kind adds to the record (merged into its sections)."""
+
+    predictions: Any
+    seconds: float
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+    record: dict = field(default_factory=dict)
+
+
+class HeadKind(ABC):
+    """A kind of head. Subclasses set the class attributes and implement :meth:`fit`."""
+
+    name: str
+    task: str
+    input: Input  # what its heads read: a pooled vector, the grid map, the raw images, or nothing
+    defaults: TrainSettings | None = None  # None: the kind sets its own hyper-parameters (or trains nothing)
+    batched: bool = False  # runs of one head, feature and settings are fitted together in one call
+    trains: bool = True  # False: no training, so no curves and no best epoch
+
+    def resolve(self, plan: RunPlan, pooled: tuple[str, ...]) -> RunPlan:
+        """``plan`` with its feature filled in: the first of the group's ``pooled`` arrays for
+        heads on a pooled vector, else the one thing the kind reads."""
+        if self.input == "pooled":
+            feature = plan.feature or pooled[0]
+            if feature not in pooled:
+                raise UsageError(f"--feature must be one of {', '.join(pooled)} for head '{plan.head}', not '{feature}'")
+            return replace(plan, feature=feature, settings=plan.settings if self.defaults else None)
+        fixed = {"grid": "grid", "images": "images", "none": "none"}[self.input]
+        if plan.feature not in (None, fixed):
+            what = {"grid": "the grid map; drop --feature or use a pooled head", "images": "the raw images; drop --feature",
+                    "none": "no feature; drop --feature"}[self.input]
+            raise UsageError(f"head '{plan.head}' trains on {what}")
+        return replace(plan, feature=fixed)
+
+    def settings(self, epochs: int | None, lr: float | None, batch_size: int | None) -> TrainSettings | None:
+        """The training settings of a run: the given values, else the kind's defaults."""
+        if self.defaults is None:
+            return None
+        if (epochs is not None and epochs < 1) or (batch_size is not None and batch_size < 1) or \
+                (lr is not None and lr <= 0):
+            raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive")
+        return replace(self.defaults, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size))
+                                         if v is not None})
+
+    @abstractmethod
+    def fit(self, experiment: Experiment, plans: list[RunPlan]) -> Iterator[tuple[RunPlan, Outcome]]:
+        """Fit ``plans`` (one, or several for a ``batched`` kind) and yield each with its outcome."""
+
+    def selection(self, outcome: Outcome, evaluated_on: str) -> str:
+        """What the record says about how the reported model was chosen."""
+        if self.defaults is None:
+            return outcome.info.get("selection", "chosen on a held-out part of the training set")
+        return "none: last epoch after a fixed number of epochs"
+
+
+KINDS: Registry[HeadKind] = Registry("head kind", BUILTIN["head kind"])
+
+
+def register_kind(kind: HeadKind) -> HeadKind:
+    """Add ``kind`` (an instance) to the registry under its name."""
+    return KINDS.add(kind.name, kind)

@@ -1,0 +1,48 @@
+"""``samembed extract``: run a frozen encoder once over every image of a dataset and store the
+embeddings in the cache (docs/architecture.md, docs/cache-format.md), in three stages: a frozen
+plan (:func:`plan_extraction`), the cache group it writes (:meth:`ExtractionPlan.open_group`),
+and the encoding of pending shards (:func:`encode_shards`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..cache.store import pending_shards, writer_lock
+from ..datasets import DatasetIndex
+from ..paths import DEFAULT_CACHE_DIR
+from .encode import ExtractResult, check_runtime_options, encode_shards
+from .plan import ExtractionPlan, plan_extraction
+
+__all__ = ["ExtractResult", "ExtractionPlan", "encode_shards", "extract", "plan_extraction"]
+
+
+def extract(
+    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = "sam",
+    model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
+    grid: int | None = None, batch_size: int | None = None, workers: int | None = None, device: str = "auto",
+    cache_dir: str | Path = DEFAULT_CACHE_DIR, skip_bad: bool = False, shard_images: int | None = None,
+    progress: bool = True, resize_on_device: bool | None = None, compile: bool = False, overwrite: bool = False,
+) -> ExtractResult:
+    """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
+
+    Resumable: images already stored are skipped, so an interrupted run (Ctrl-C, SIGTERM, an
+    error) keeps every image it encoded and the next run continues where it stopped; a run over
+    a complete cache returns without loading the model. ``grid`` defaults to 16 (or the feature
+    map side, if smaller; segmentation: the whole map). ``batch_size`` defaults to 16 on CUDA and
+    4 on the CPU, ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU. A corrupt image stops the
+    run (:class:`~samembed.errors.CorruptImageError`) unless ``skip_bad``, which stores zeros with
+    ``ok = False`` and its error in the ``error`` array. An image the encoder cannot take as it is
+    (16-bit, ...) stops the run (:class:`~samembed.errors.ImageFormatError`) even with
+    ``skip_bad``. ``overwrite`` deletes the group first and starts it over.
+    ``resize_on_device`` (default: on CUDA) sends the decoded images to the device and resizes
+    them there (torch bilinear) instead of in the loader workers (PIL, SAM's own); the two differ
+    by rounding, so the choice is part of the signature. ``compile`` runs the encoder through
+    ``torch.compile``."""
+    plan = plan_extraction(dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
+                           checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
+                           shard_images=shard_images, resize_on_device=resize_on_device)
+    check_runtime_options(batch_size, workers)
+    with writer_lock(plan.cache_dir, plan.index.name):
+        group = plan.open_group(overwrite)
+        return encode_shards(plan, group, pending_shards(group), batch_size=batch_size, workers=workers,
+                             skip_bad=skip_bad, progress=progress, compile=compile)

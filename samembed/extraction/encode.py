@@ -1,0 +1,235 @@
+"""The third stage of an extraction: encode the images of some shards and store them.
+
+Decoding runs in loader worker processes; the device encodes one batch while the previous
+batch's results come back to the host and the writer thread stores them
+(:class:`~samembed.cache.writer.ShardWriter`), so neither waits on the other."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import zarr
+from tqdm.auto import tqdm
+
+from ..cache.layout import DONE_PER_IMAGE, images_done, plan_arrays, shard_slice
+from ..cache.store import record_run
+from ..cache.writer import ShardWriter
+from ..datasets import DatasetIndex
+from ..devices import compute_dtype
+from ..errors import CacheError, CorruptImageError, ImageFormatError, Interrupted, UsageError, storage_error
+from .loader import FATAL, image_loader, resize_on_device
+from .plan import ExtractionPlan, default_workers
+
+
+@dataclass
+class ExtractResult:
+    store: Path
+    group: str
+    num_images: int  # in the dataset
+    encoded: int  # by this call (0 when the cache was already complete)
+    skipped: int  # bad images skipped by this call
+    seconds: float  # wall time of this call's encoding loop
+
+    @property
+    def images_per_second(self) -> float:
+        return self.encoded / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_runtime_options(batch_size: int | None, workers: int | None) -> None:
+    if (batch_size is not None and batch_size < 1) or (workers is not None and workers < 0):
+        raise UsageError("--batch-size must be at least 1 and --workers at least 0")
+
+
+def encode_shards(
+    plan: ExtractionPlan, group: zarr.Group, shards: list[int], *, batch_size: int | None = None,
+    workers: int | None = None, skip_bad: bool = False, progress: bool = True, compile: bool = False,
+    log: dict | None = None,
+) -> ExtractResult:
+    """Encode the images of ``shards`` that are not stored yet into ``group`` (made by
+    ``plan.open_group()``) and store them. ``batch_size`` defaults to 16 on CUDA and 4 on the CPU,
+    ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU. A corrupt image stops the run unless
+    ``skip_bad``; an interrupt (Ctrl-C, SIGTERM) stores what was encoded and raises
+    :class:`Interrupted` saying how much is stored. ``log`` adds fields to this run's log entry."""
+    check_runtime_options(batch_size, workers)
+    device = torch.device(plan.device)
+    batch_size = (16 if device.type == "cuda" else 4) if batch_size is None else batch_size
+    workers = default_workers(plan.device) if workers is None else workers
+    result = ExtractResult(plan.store, plan.group_name, len(plan.index), 0, 0, 0.0)
+    shard_images = int(group.attrs["shard_images"])  # an existing group keeps its own
+    n = len(plan.index)
+    waiting = ~images_done(group["done"][:], dict(group.attrs))
+    indices = np.concatenate([np.flatnonzero(waiting[shard_slice(s, shard_images, n)]) + s * shard_images
+                              for s in sorted(shards)] or [np.empty(0, np.int64)])
+    if len(indices):
+        _encode(plan, group, indices, result, device=device, batch_size=batch_size, workers=workers,
+                skip_bad=skip_bad, progress=progress, compile=compile, log=log or {})
+    return result
+
+
+def _encode(
+    plan: ExtractionPlan, group: zarr.Group, indices: np.ndarray, result: ExtractResult, *, device: torch.device,
+    batch_size: int, workers: int, skip_bad: bool, progress: bool, compile: bool, log: dict,
+) -> None:
+    """Encode the images ``indices`` (sorted) into ``group``, updating ``result`` as it goes."""
+    index, spec = plan.index, plan.spec
+    shard_images = int(group.attrs["shard_images"])
+    n = len(index)
+    mask_size = group.attrs.get("mask_size")
+    done_per_image = group.attrs.get("done_unit") == DONE_PER_IMAGE
+    specs = {name: s for name, s in plan_arrays(n, spec.pooled_dims, spec.map_channels, plan.grid, shard_images,
+                                                mask_size).items() if name in group}  # older groups lack 'error'
+    model = spec.build(device)
+    if compile:
+        model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
+    dtype = compute_dtype(device)
+    loader = image_loader(index, indices, spec.geometry, batch_size=batch_size, workers=workers,
+                          pin_memory=device.type == "cuda", mask_size=mask_size, raw=plan.resize_on_device)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    writer = ShardWriter(group, specs, shard_images, indices, done_per_image)
+    legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
+    t0 = time.perf_counter()
+    interrupted = None
+    try:
+        with tqdm(total=n, initial=n - len(indices), unit="img", desc=f"extract {result.group}",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            host = _HostBuffers(device)
+            pending = None  # the batch whose results are on their way to the host
+
+            def finish(flight: _InFlight) -> None:
+                rows, skipped = _collect(flight, index)
+                if "error" not in specs:
+                    rows.pop("error")
+                    legacy_skipped.extend(skipped)
+                writer.submit(flight.ids.numpy(), rows)
+                result.encoded += len(flight.ids) - len(skipped)
+                result.skipped += len(skipped)
+                bar.update(len(flight.ids))
+
+            for batch in loader:
+                if plan.resize_on_device:
+                    batch = (batch[0], resize_on_device(batch[1], batch[2], spec.img_size, device), *batch[2:])
+                try:
+                    flight = _launch(model, batch, device, dtype, plan.grid, skip_bad, host)
+                except BaseException:  # a bad image or Ctrl-C: keep the batch already encoded
+                    if pending is not None:
+                        finish(pending)
+                    raise
+                if pending is not None:  # while the device works on this batch, store the last one
+                    finish(pending)
+                pending = flight
+            if pending is not None:
+                finish(pending)
+    except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI
+        interrupted = err
+    finally:
+        try:
+            writer.close()  # stores every image encoded so far, also after an error or an interrupt
+        except OSError as err:
+            raise storage_error(err, f"writing the cache {result.store}/{result.group}") from None
+        finally:
+            result.seconds = time.perf_counter() - t0
+    if legacy_skipped:
+        group.attrs["skipped"] = list(group.attrs.get("skipped", [])) + legacy_skipped
+    record_run(group, {
+        "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
+        "stored": writer.stored, "skipped": result.skipped, "device": _device_name(device), "batch_size": batch_size,
+        "workers": workers, "images_per_second": round(result.images_per_second, 3), "host": socket.gethostname(),
+        "pid": os.getpid(), **log, **({"interrupted": True} if interrupted else {}),
+    })
+    if interrupted is not None:
+        stored = int(images_done(group["done"][:], dict(group.attrs)).sum())
+        raise Interrupted(f"interrupted: {stored} of {n} images of {result.store}/{result.group} are stored "
+                          f"({writer.stored} by this run); run the same command again to resume") from interrupted
+
+
+@dataclass
+class _InFlight:
+    """A launched batch: its loader fields, its outputs (float16, on the host once ``ready``)."""
+
+    ids: torch.Tensor
+    valid_hw: torch.Tensor
+    orig_hw: torch.Tensor
+    errors: list[str]
+    masks: torch.Tensor
+    outputs: dict[str, torch.Tensor]
+    ready: torch.cuda.Event | None
+    bad: list[int]
+
+
+class _HostBuffers:
+    """Two pinned host buffers per output shape, used in turn, so device-to-host copies run
+    asynchronously into memory that is not being read."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.buffers, self.turn = device, {}, 0
+
+    def like(self, name: str, x: torch.Tensor) -> torch.Tensor:
+        key = (name, tuple(x.shape), self.turn)
+        if key not in self.buffers:
+            self.buffers[key] = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+        return self.buffers[key]
+
+    def flip(self) -> None:
+        self.turn ^= 1
+
+
+def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip_bad: bool,
+            host: _HostBuffers) -> _InFlight:
+    """Queue one batch on the device and its results' copy to the host; returns without waiting
+    (on CUDA), so the caller can store the previous batch meanwhile."""
+    ids, images, valid_hw, orig_hw, errors, masks = batch
+    bad = [j for j, e in enumerate(errors) if e]
+    fatal = [errors[j].removeprefix(FATAL) for j in bad if errors[j].startswith(FATAL)]
+    if fatal:
+        raise ImageFormatError(fatal[0])
+    if bad and not skip_bad:
+        raise CorruptImageError(errors[bad[0]])
+    autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
+    with torch.inference_mode(), autocast:
+        pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True))
+        grid_map = F.adaptive_avg_pool2d(feature_map.float(), grid)
+        outputs = {name: v.float().to(torch.float16) for name, v in {**pooled, "grid": grid_map}.items()}
+    event = None
+    if dev.type == "cuda":
+        outputs = {name: host.like(name, v).copy_(v, non_blocking=True) for name, v in outputs.items()}
+        host.flip()
+        event = torch.cuda.Event()
+        event.record()
+    return _InFlight(ids, valid_hw, orig_hw, list(errors), masks, outputs, event, bad)
+
+
+def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarray], list[dict]]:
+    """Wait for a launched batch; returns the rows to store and the skipped images."""
+    if flight.ready is not None:
+        flight.ready.synchronize()
+    rows = {name: _checked_float16(v.cpu().numpy().copy(), name) for name, v in flight.outputs.items()}
+    ok = np.ones(len(flight.ids), dtype=bool)
+    ok[flight.bad] = False
+    for name in flight.outputs:
+        rows[name][flight.bad] = 0
+    rows.update(ok=ok, valid_hw=flight.valid_hw.numpy().astype(np.int32), orig_hw=flight.orig_hw.numpy().astype(np.int32),
+                error=np.asarray(flight.errors, dtype=object))
+    if flight.masks.numel():
+        rows["mask"] = flight.masks.numpy()
+    skipped = [{"index": int(flight.ids[j]), "image_id": index.image_ids[int(flight.ids[j])], "error": flight.errors[j]}
+               for j in flight.bad]
+    return rows, skipped
+
+
+def _checked_float16(out: np.ndarray, name: str) -> np.ndarray:
+    if not np.isfinite(out).all():
+        raise CacheError(f"the '{name}' embeddings overflow float16 (values beyond 65504); this encoder cannot be cached as float16")
+    return out
+
+
+def _device_name(dev: torch.device) -> str:
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"

@@ -1,0 +1,96 @@
+"""The first stage of an extraction: everything that decides what it stores, resolved and checked
+before a model is built or a file written, frozen into an :class:`ExtractionPlan`."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zarr
+
+from ..cache.layout import default_shard_images
+from ..cache.signature import make_signature
+from ..cache.store import group_name, open_group_for_writing, store_path
+from ..datasets import DatasetIndex, load_dataset
+from ..devices import compute_dtype, resolve_device
+from ..encoders import EncoderSpec, create_encoder
+from ..errors import UsageError
+from ..paths import DEFAULT_CACHE_DIR
+
+ON_DEVICE_RESIZE = "on the device: torch bilinear (antialiased), rounded to 0-255"
+
+
+@dataclass(frozen=True)
+class ExtractionPlan:
+    """One dataset through one encoder into one cache group. ``signature`` is what the stored
+    numbers depend on (compared on every later run); ``attrs`` say where later stages find the
+    dataset and the weights (not part of the signature: moving them does not invalidate the cache)."""
+
+    index: DatasetIndex
+    spec: EncoderSpec
+    device: str  # "cpu", "cuda", "cuda:1"
+    grid: int  # side of the pooled map stored per image
+    mask_size: int | None  # side of the segmentation targets, or None
+    shard_images: int
+    resize_on_device: bool  # decoded images resized on the device instead of in loader workers
+    signature: dict
+    attrs: dict = field(default_factory=dict)
+    cache_dir: Path = DEFAULT_CACHE_DIR
+
+    @property
+    def group_name(self) -> str:
+        return group_name(self.spec.key, self.spec.img_size)
+
+    @property
+    def store(self) -> Path:
+        return store_path(self.cache_dir, self.index.name)
+
+    def open_group(self, overwrite: bool = False) -> zarr.Group:
+        """The second stage: the plan's group, created with every array or checked against the
+        signature (:func:`~samembed.cache.store.open_group_for_writing`). Call under the store's
+        writer lock."""
+        index, spec = self.index, self.spec
+        return open_group_for_writing(
+            self.cache_dir, index.name, self.group_name, self.signature, class_names=index.class_names,
+            image_ids=index.image_ids, labels=index.labels, pooled_dims=spec.pooled_dims,
+            map_channels=spec.map_channels, grid=self.grid, shard_images=self.shard_images, mask_size=self.mask_size,
+            subsets=index.subsets, attrs=self.attrs, overwrite=overwrite,
+        )
+
+
+def plan_extraction(
+    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = "sam",
+    model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
+    grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
+    shard_images: int | None = None, resize_on_device: bool | None = None,
+) -> ExtractionPlan:
+    """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
+    ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
+    for segmentation (decoders need SAM's full image embedding). ``resize_on_device`` defaults to
+    on CUDA, for encoders with the SAM-style resize."""
+    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
+    spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
+    segmentation = index.task == "segmentation"
+    grid = grid if grid is not None else (spec.map_size if segmentation else min(16, spec.map_size))
+    if not 1 <= grid <= spec.map_size:
+        raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
+    mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
+    dev = resolve_device(device)
+    on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
+    signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
+    if on_device:
+        signature["resize"] = ON_DEVICE_RESIZE
+    attrs = {"data_root": str(Path(index.root).resolve())}
+    if getattr(spec, "checkpoint", None) is not None:
+        attrs["checkpoint"] = str(Path(spec.checkpoint).resolve())
+    return ExtractionPlan(
+        index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
+        shard_images=shard_images or default_shard_images(spec.map_channels, grid), resize_on_device=on_device,
+        signature=signature, attrs=attrs, cache_dir=Path(cache_dir),
+    )
+
+
+def default_workers(device: str) -> int:
+    """Decoding processes: min(8, CPUs) on CUDA, 1 on the CPU (where they share the cores)."""
+    return min(8, os.cpu_count() or 1) if device.startswith("cuda") else 1

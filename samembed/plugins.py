@@ -1,0 +1,50 @@
+"""The plugins that ship with samembed: for each registry, every built-in name and the module
+that registers it (with ``@register_dataset``, ``@register_encoder``, ``@register_head``,
+:func:`~samembed.experiments.kinds.register_kind` or :func:`~samembed.experiments.base.register_task`).
+
+A registry imports the module the first time its name is asked for (:class:`~samembed.registry.Registry`),
+so command-line help lists every name without importing torch. A new dataset, encoder, head,
+head kind or task is one module that registers itself, and one line here (docs/architecture.md)."""
+
+from __future__ import annotations
+
+BUILTIN: dict[str, dict[str, str]] = {
+    "dataset": {
+        "eurosat": "samembed.datasets.eurosat",
+        "folder": "samembed.datasets.folder",
+        "road": "samembed.datasets.segmentation",
+        "seg-folder": "samembed.datasets.segmentation",
+    },
+    "encoder": {
+        "sam": "samembed.encoders.sam",
+        "vgg19": "samembed.encoders.vgg",
+        "dinov2": "samembed.encoders.dinov2",
+    },
+    "head/classification": {
+        "linear": "samembed.heads.pooled",
+        "mlp": "samembed.heads.pooled",
+        "sam-conv": "samembed.heads.sam_conv",
+        "sam-vit": "samembed.heads.sam_vit",
+        "logreg": "samembed.heads.logreg",
+        "knn": "samembed.heads.knn",
+        "cnn": "samembed.heads.scratch",
+        "resnet18": "samembed.heads.scratch",
+    },
+    "head/segmentation": {
+        "sam-conv": "samembed.heads.seg_conv",
+        "sam-vit": "samembed.heads.seg_vit",
+        "unet": "samembed.heads.unet",
+    },
+    "head kind": {
+        "pooled": "samembed.classification.kinds",
+        "grid": "samembed.classification.kinds",
+        "classic": "samembed.classification.kinds",
+        "scratch": "samembed.classification.kinds",
+        "decoder": "samembed.segmentation.kinds",
+        "raw": "samembed.segmentation.kinds",
+    },
+    "task": {
+        "classification": "samembed.classification.task",
+        "segmentation": "samembed.segmentation.task",
+    },
+}

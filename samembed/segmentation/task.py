@@ -1,0 +1,81 @@
+"""The segmentation task: heads predict a binary mask per image, scored at each evaluated image's
+original resolution against its mask file; predicted masks are saved as PNG files under
+``<runs_dir>/predictions/<run_id>/``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..atomic import write_whole
+from ..datasets import get_dataset
+from ..datasets.masks import read_mask
+from ..encoders.geometry import Geometry
+from ..errors import CheckpointError
+from ..experiments.base import Experiment, RunData, RunPlan, register_task
+from ..experiments.kinds import Outcome
+from ..hashing import sha256sum
+from ..splits import SplitSpec
+from .metrics import pixel_counts, segmentation_metrics
+from .training import MaskData
+
+RESOLUTION = "original image pixels; micro_* pool all pixels, mean_* average per image"
+
+
+@register_task
+class SegmentationExperiment(Experiment):
+    """Segmentation heads on one cache group, with the same splits and targets for decoders on the
+    cached map and models trained from scratch (docs/heads.md)."""
+
+    task = "segmentation"
+    split_kinds = ("val", "standard")
+
+    def __init__(self, group, options):
+        super().__init__(group, options)
+        self.index = self.dataset()  # the masks are the truth
+        self.orig_hw = group.read("orig_hw")
+        self.masks = MaskData(group.read("mask"), group.read("valid_hw"), group.img_size)
+        self.geometry = Geometry(group.img_size)
+
+    @property
+    def default_split(self) -> SplitSpec | None:
+        return SplitSpec("standard") if get_dataset(self.group.dataset).fixed_split is not None else None
+
+    def checkpoint(self) -> Path | None:
+        """The SAM checkpoint the cache was extracted with (``--checkpoint``, else where extraction
+        found it), refused if it is another one."""
+        checkpoint = self.options.checkpoint if self.options.checkpoint is not None else self.group.attrs.get("checkpoint")
+        wanted = self.group.signature.get("encoder", {}).get("checkpoint_sha256")
+        if checkpoint is not None and wanted is not None and Path(checkpoint).is_file() \
+                and sha256sum(Path(checkpoint)) != wanted:
+            raise CheckpointError(f"{checkpoint} is not the checkpoint {self.group.name} was extracted with "
+                                  f"(sha256 {wanted[:12]}...); pass that one with --checkpoint")
+        return Path(checkpoint) if checkpoint is not None else None  # the head says what is missing
+
+    def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
+        predictions = self.store.root / "predictions" / run_id
+        t0 = time.perf_counter()
+        metrics = segmentation_metrics(self._evaluate(outcome.predictions, data.evaluate, predictions))
+        extras = {
+            "config": {"mask_size": int(self.masks.targets.shape[-1])},
+            "cache": {"data_root": str(self.index.root)},
+            "metrics": {"resolution": RESOLUTION},
+            "predictions_dir": str(predictions),
+            "evaluation_seconds": round(time.perf_counter() - t0, 4),
+        }
+        return metrics, extras
+
+    def _evaluate(self, masks, indices: np.ndarray, out_dir: Path) -> list[dict]:
+        """Per-image pixel counts at the original resolution; predicted masks saved as PNG."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for i, pred in masks(indices):
+            truth = read_mask(self.index.mask_path(i), self.index.mask_encoding)
+            image_id = self.index.image_ids[i]
+            name = Path(image_id).with_suffix(".png").name
+            write_whole(out_dir / name, lambda tmp: Image.fromarray(pred.astype(np.uint8) * 255).save(tmp, format="PNG"))
+            rows.append({"image_id": image_id, "prediction": name, **pixel_counts(pred, truth)})
+        return rows
