@@ -114,3 +114,19 @@ def is_fetch_error(err: BaseException) -> bool:
     if isinstance(err, RuntimeError) and "hash" in str(err).lower():  # torch.hub's check_hash
         return True
     return any(cls.__name__ in _HUB_ERRORS for cls in type(err).__mro__)
+
+
+def download_recorded(url: str, dest: str | os.PathLike, *, timeout: float = 60.0) -> Path:
+    """Download a file published without a checksum: the first download (or a copy put there by
+    hand) has its sha256 recorded beside it, in ``<dest>.sha256``; every later use checks the file
+    against that record, so a file that changed is never used silently."""
+    dest = Path(dest)
+    record = dest.with_name(dest.name + ".sha256")
+    if dest.exists() and record.exists():
+        if sha256sum(dest) == record.read_text().split()[0]:
+            return dest
+        raise DownloadError(f"{dest} does not match the sha256 recorded at its first download ({record}); delete "
+                            "both to download it afresh")
+    path = download_file(url, dest, timeout=timeout)
+    record.write_text(f"{sha256sum(path)}  {dest.name}\n")
+    return path

@@ -14,6 +14,10 @@ BUILTIN: dict[str, dict[str, str]] = {
         "folder": "samembed.datasets.folder",
         "road": "samembed.datasets.segmentation",
         "seg-folder": "samembed.datasets.segmentation",
+        "eurosat-ms": "samembed.datasets.rasters",
+        "eurosat-sar": "samembed.datasets.rasters",
+        "raster-folder": "samembed.datasets.rasters",
+        "scene": "samembed.datasets.scene",
     },
     "encoder": {
         "sam": "samembed.encoders.sam",

@@ -19,6 +19,7 @@ from samembed.datasets import available_datasets, load_dataset, make_synthetic_d
 from samembed.datasets.eurosat import CLASSES as EUROSAT_CLASSES
 from samembed.encoders.geometry import Geometry
 from samembed.errors import CorruptImageError, DataNotFoundError, SamembedWarning, UsageError
+from samembed.datasets.inputs import InputReader
 from samembed.extraction.loader import ImageFiles, image_loader
 
 IMG_SIZE = 64  # SAM input side used for the loader tests: small and fast
@@ -339,13 +340,13 @@ def folder_with_bad_file(folder_dir):
 def test_image_files_items(folder_with_bad_file):
     index, bad_id = folder_with_bad_file
     indices = np.random.default_rng(0).permutation(len(index))
-    items = ImageFiles(index, indices, Geometry(IMG_SIZE))
+    items = ImageFiles(InputReader(index), indices, Geometry(IMG_SIZE))
     assert len(items) == len(index) == 13
 
     non_square = 0
     for j in range(len(items)):
-        i, image, valid_hw, orig_hw, error, mask = items[j]
-        assert mask.numel() == 0  # a classification dataset has no masks
+        i, image, valid_hw, orig_hw, error, mask, data = items[j]
+        assert mask.numel() == 0 and data.numel() == 0  # a classification dataset of 8-bit images: no masks
         assert i == indices[j]
         assert image.dtype == torch.uint8 and image.shape == (3, IMG_SIZE, IMG_SIZE)
         if index.image_ids[i] == bad_id:
@@ -383,8 +384,8 @@ def test_image_loader_workers_give_the_same_batches_in_order(folder_with_bad_fil
     index, bad_id = folder_with_bad_file
     indices = np.arange(len(index))[::-1].copy()  # any order: batches must follow it
     kwargs = dict(batch_size=4, pin_memory=False)
-    serial = collect(image_loader(index, indices, Geometry(IMG_SIZE), workers=0, **kwargs))
-    parallel = collect(image_loader(index, indices, Geometry(IMG_SIZE), workers=2, **kwargs))
+    serial = collect(image_loader(InputReader(index), indices, Geometry(IMG_SIZE), workers=0, **kwargs))
+    parallel = collect(image_loader(InputReader(index), indices, Geometry(IMG_SIZE), workers=2, **kwargs))
 
     assert serial["index"].tolist() == indices.tolist()
     assert serial["sizes"] == [4, 4, 4, 1]

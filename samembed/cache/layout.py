@@ -50,10 +50,11 @@ def grid_chunk_images(map_channels: int, grid: int) -> int:
 
 def plan_arrays(
     num_images: int, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
-    mask_size: int | None = None, subsets: bool = False,
+    mask_size: int | None = None, subsets: bool = False, data_share: bool = False, chips: bool = False,
 ) -> dict[str, ArraySpec]:
     """Every array of one cache group; a segmentation dataset adds ``mask`` (its training targets
-    at ``mask_size``) and, with a fixed split, ``subset``."""
+    at ``mask_size``) and, with a fixed split, ``subset``; rasters whose pixels may hold no data
+    add ``data_share``; chips of scenes add their ``window`` and ``scene``."""
     n, s = num_images, shard_images
     chunk = min(grid_chunk_images(map_channels, grid), s)
     while s % chunk:  # shards must hold whole chunks
@@ -77,6 +78,11 @@ def plan_arrays(
                                   ("image", "y", "x"), True)
     if subsets:
         specs["subset"] = ArraySpec((n,), "str", (whole,), None, ("image",), False)
+    if data_share:
+        specs["data_share"] = ArraySpec((n, grid, grid), "uint8", (s, grid, grid), None, ("image", "y", "x"), True)
+    if chips:
+        specs["window"] = ArraySpec((n, 4), "int32", (whole, 4), None, ("image", "col_row_width_height"), False)
+        specs["scene"] = ArraySpec((n,), "str", (whole,), None, ("image",), False)
     return specs
 
 

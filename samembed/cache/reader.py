@@ -154,6 +154,26 @@ def list_groups(cache_dir: str | Path) -> list[CacheGroup]:
     return groups
 
 
+def matching_groups(cache_dir: str | Path, dataset: str, encoders: str | list[str]) -> list[CacheGroup]:
+    """Every group of ``dataset`` named by ``encoders`` (names or prefixes, a list or
+    comma-separated: ``sam-vit_b@1024`` matches every composite of vit_b at 1024), each once, in
+    the order asked; one that matches nothing is refused."""
+    path = store_path(cache_dir, dataset)
+    groups = [g for g in list_groups(cache_dir) if g.store == path]
+    if not groups:
+        raise CacheError(f"no cache for dataset '{dataset}' in {cache_dir}; run `samembed extract {dataset}` first")
+    wanted = [e.strip() for e in (encoders.split(",") if isinstance(encoders, str) else encoders) if e.strip()]
+    found: dict[str, CacheGroup] = {}
+    for pattern in wanted:
+        matches = [g for g in groups if g.name == pattern] or [g for g in groups if g.name.startswith(pattern)]
+        if not matches:
+            raise UsageError(f"no cache group of '{dataset}' matches '{pattern}'; it has: "
+                             f"{', '.join(g.name for g in groups)}")
+        for g in matches:
+            found.setdefault(g.name, g.check())
+    return list(found.values())
+
+
 def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) -> CacheGroup:
     """The group of ``dataset`` for ``encoder`` (a group name such as ``sam-vit_b@1024`` or its
     prefix); ``encoder`` may be left out when the store holds one group. Damaged groups are

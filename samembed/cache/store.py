@@ -86,6 +86,10 @@ def required_arrays(attrs: dict) -> list[str]:
     names = list(BASE_ARRAYS) + list(attrs.get("pooled", []))
     if attrs.get("mask_size"):
         names.append("mask")
+    if attrs.get("data_share"):
+        names.append("data_share")
+    if attrs.get("georef"):
+        names += ["window", "scene"]
     if attrs.get("done_unit") == DONE_PER_IMAGE:
         names.append("error")
     return names
@@ -129,11 +133,13 @@ def open_group_for_writing(
     cache_dir: str | Path, dataset: str, name: str, signature: dict, *, class_names: list[str],
     image_ids: list[str], labels, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
     mask_size: int | None = None, subsets: list[str] | None = None, attrs: dict | None = None,
-    overwrite: bool = False,
+    overwrite: bool = False, data_share: bool = False, chips=None,
 ) -> zarr.Group:
     """The group ``name`` of the dataset's store, created with every array if it is new, else
     checked against ``signature``. Segmentation datasets pass ``mask_size`` and their fixed
-    ``subsets``; ``attrs`` are extra attributes, updated on every open (not in the signature).
+    ``subsets``, rasters ``data_share`` (store the share of pixels holding data per grid cell),
+    chips of scenes their :class:`~samembed.datasets.base.Chips`; ``attrs`` are extra attributes,
+    updated on every open (not in the signature).
 
     A group that stores no image yet is recreated whenever its signature differs (an earlier run
     stopped before its first image: nothing is lost); one whose creation was interrupted is
@@ -157,18 +163,23 @@ def open_group_for_writing(
                 return group
     group = root.create_group(name)
     n = len(image_ids)
-    specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None)
+    specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None, data_share,
+                        chips is not None)
     create_arrays(group, specs, shard_images)
     group["labels"][:] = labels
     group["image_ids"][:] = np.asarray(image_ids, dtype=object)
     if subsets is not None:
         group["subset"][:] = np.asarray(subsets, dtype=object)
+    if chips is not None:
+        group["window"][:] = np.asarray(chips.windows, dtype=np.int32)
+        group["scene"][:] = np.asarray(chips.scenes, dtype=object)
     # Attributes last: a group with a signature has all of its arrays.
     group.attrs.update({
         "format_version": FORMAT_VERSION, "class_names": list(class_names), "num_images": n,
         "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "done_unit": DONE_PER_IMAGE,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        **({"mask_size": mask_size} if mask_size else {}), **(attrs or {}),
+        **({"mask_size": mask_size} if mask_size else {}), **({"data_share": True} if data_share else {}),
+        **({"georef": chips.georef} if chips is not None else {}), **(attrs or {}),
         "signature": signature,
     })
     return group
@@ -207,6 +218,18 @@ def _check_existing(root: zarr.Group, path: Path, name: str, signature: dict) ->
         f"{path / name} holds {stored_images} images made with {key}={old!r}, not {new!r}; run with the same "
         f"settings, or {fix}"
     )
+
+
+def stored_signature(cache_dir: str | Path, dataset: str, name: str) -> dict | None:
+    """The signature of group ``name`` if the dataset's store holds it (whole and readable), else
+    ``None``; reads only."""
+    path = store_path(cache_dir, dataset)
+    try:
+        if not path.is_dir() or name not in child_names(zarr.open_group(path, mode="r")):
+            return None
+        return dict(zarr.open_group(path / name, mode="r").attrs).get("signature")
+    except Exception:  # damaged or not ours: opening it for writing says so
+        return None
 
 
 def pending_images(group: zarr.Group) -> np.ndarray:

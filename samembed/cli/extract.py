@@ -31,6 +31,10 @@ def extract_command(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete this encoder's group of the cache first and start it over."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="Rasters: the bands of the composite, names or 1-based numbers (B04,B03,B02; VV/VH for a ratio) or a preset (s2-rgb, s2-false-colour, s2-swir, s1-vv-vh-ratio); docs/rasters.md."),
+    stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
+    chip_size: Optional[int] = typer.Option(None, "--chip-size", help="scene: chip side in pixels (default 512)."),
+    chip_overlap: Optional[int] = typer.Option(None, "--chip-overlap", help="scene: pixels shared by neighbouring chips (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run the frozen encoder once over every image and store the embeddings in the cache.
@@ -44,7 +48,8 @@ def extract_command(
     result = run_extraction(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
-        skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite,
+        skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
+        chip_size=chip_size, chip_overlap=chip_overlap,
     )
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:

@@ -14,18 +14,22 @@ from .app import app, friendly_errors
 @friendly_errors
 def synthetic_command(
     out_dir: Path = typer.Argument(..., help="Folder to write (pass it to extract as --data-dir)."),
-    layout: str = typer.Option("2750", "--layout", help="2750 or EuroSAT_RGB (EuroSAT's layouts), folder; road or seg-folder for segmentation."),
+    layout: str = typer.Option("2750", "--layout", help="2750 or EuroSAT_RGB (EuroSAT's layouts), folder; road or seg-folder for segmentation; eurosat-ms, eurosat-sar or raster-folder (GeoTIFFs); scene (one georeferenced raster with a road mask)."),
     images_per_class: int = typer.Option(8, "--images-per-class", help="Images per class (road layouts: training images)."),
     size: int = typer.Option(64, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
 ):
-    """Write a small synthetic EuroSAT-like dataset (for trying samembed offline).
+    """Write a small synthetic dataset in a real layout (for trying samembed offline).
 
     Example: samembed synthetic data/synthetic && samembed extract eurosat --data-dir data/synthetic ...
     """
-    from ..datasets import make_synthetic_dataset, make_synthetic_roads
+    from ..datasets import make_synthetic_dataset, make_synthetic_rasters, make_synthetic_roads, make_synthetic_scene
 
-    if layout in ("road", "seg-folder"):  # images_per_class: training images; a quarter each for val and test
+    if layout in ("eurosat-ms", "eurosat-sar", "raster-folder"):
+        path = make_synthetic_rasters(out_dir, layout, images_per_class=images_per_class, size=size, seed=seed)
+    elif layout == "scene":
+        path = make_synthetic_scene(out_dir, size=(8 * size, 10 * size), seed=seed, masks=True)
+    elif layout in ("road", "seg-folder"):  # images_per_class: training images; a quarter each for val and test
         counts = (images_per_class, max(1, images_per_class // 4), max(1, images_per_class // 4))
         path = make_synthetic_roads(out_dir, layout=layout, counts=counts, size=size, seed=seed)
     else:

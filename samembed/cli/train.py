@@ -63,7 +63,7 @@ def train_head_command(
 @friendly_errors
 def sweep_command(
     dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
-    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group(s): comma-separated names or prefixes (sam-vit_b@1024 sweeps every composite of it); needed when there are several."),
     heads: str = typer.Option("linear", "--heads", help=f"Comma-separated heads. {HEADS_HELP}"),
     splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions (or 'standard')."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),

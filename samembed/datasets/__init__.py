@@ -4,9 +4,10 @@
 from .base import DatasetIndex
 from .images import read_pixels, read_rgb
 from .registry import available_datasets, get_dataset, load_dataset, register_dataset
-from .synthetic import make_synthetic_dataset, make_synthetic_roads
+from .synthetic import make_synthetic_dataset, make_synthetic_rasters, make_synthetic_roads, make_synthetic_scene
 
 __all__ = [
-    "DatasetIndex", "available_datasets", "get_dataset", "load_dataset", "make_synthetic_dataset", "make_synthetic_roads",
+    "DatasetIndex", "available_datasets", "get_dataset", "load_dataset", "make_synthetic_dataset",
+    "make_synthetic_rasters", "make_synthetic_roads", "make_synthetic_scene",
     "read_pixels", "read_rgb", "register_dataset",
 ]

@@ -9,7 +9,22 @@ import numpy as np
 
 from ..errors import DataNotFoundError, warn
 from ..hashing import short_hash
-from .masks import STANDARD_ENCODING, MaskEncoding
+from .images import Pixels, read_pixels, read_raster
+from .masks import STANDARD_ENCODING, MaskEncoding, read_mask
+
+Window = tuple[int, int, int, int]  # col_off, row_off, width, height, in pixels of a raster
+
+
+@dataclass(frozen=True)
+class Chips:
+    """The chips of large rasters (scenes): chip ``i`` is the window ``windows[i]`` (col_off,
+    row_off, width, height) of the raster ``scenes[i]`` (relative to the dataset's root).
+    ``georef`` holds each raster's ``crs`` (WKT, or ``None``), affine ``transform`` (a, b, c, d,
+    e, f: x = a col + b row + c, y = d col + e row + f), ``width`` and ``height``."""
+
+    scenes: list[str]
+    windows: np.ndarray  # (N, 4) int64
+    georef: dict[str, dict]
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp"}
 
@@ -25,7 +40,12 @@ class DatasetIndex:
     A segmentation dataset also has ``mask_ids`` (the binary mask of each image, relative to
     ``root``; its labels are all 0), the ``mask_encoding`` its masks are read with
     (:mod:`samembed.datasets.masks`) and may have a fixed split: ``subsets[i]`` is ``train``,
-    ``val`` or ``test``."""
+    ``val`` or ``test``.
+
+    A dataset of multi-band rasters names its ``bands`` and their ``dtype`` (EuroSAT-MS: B01 ...
+    B12, uint16), from which ``--bands`` and ``--stretch`` make a composite. A dataset of
+    ``chips`` cuts large rasters into windows; its ``options`` (chip size, overlap) are what
+    indexes it again the same way."""
 
     name: str
     root: Path
@@ -36,6 +56,10 @@ class DatasetIndex:
     mask_ids: list[str] | None = None
     subsets: list[str] | None = None
     mask_encoding: MaskEncoding | None = None
+    bands: tuple[str, ...] | None = None
+    dtype: str | None = None
+    chips: Chips | None = None
+    options: dict = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -45,10 +69,33 @@ class DatasetIndex:
         return "classification" if self.mask_ids is None else "segmentation"
 
     def path(self, i: int) -> Path:
-        return self.root / self.image_ids[i]
+        """The file image ``i`` is read from (a chip's scene)."""
+        return self.root / (self.chips.scenes[i] if self.chips is not None else self.image_ids[i])
 
     def mask_path(self, i: int) -> Path:
         return self.root / self.mask_ids[i]
+
+    def window(self, i: int) -> Window | None:
+        return tuple(int(v) for v in self.chips.windows[i]) if self.chips is not None else None
+
+    def pixels(self, i: int) -> Pixels:
+        """Image ``i``'s pixels as stored (a chip: its window of the scene); rasters are read
+        with rasterio directly."""
+        if self.bands is not None:
+            return read_raster(self.path(i), self.window(i))
+        return read_pixels(self.path(i), self.window(i))
+
+    def mask(self, i: int):
+        """(H, W) bool foreground of image ``i``'s mask."""
+        return read_mask(self.mask_path(i), self.mask_encoding or STANDARD_ENCODING, self.window(i))
+
+    def raster_info(self) -> tuple[tuple[str, ...], str]:
+        """(band names, dtype) of the dataset's images: declared by the dataset, else read off its
+        first image (bands then named by number)."""
+        if self.bands is not None and self.dtype is not None:
+            return self.bands, self.dtype
+        values = self.pixels(0).values
+        return tuple(str(b) for b in range(1, values.shape[-1] + 1)), str(values.dtype)
 
     def fingerprint(self) -> str:
         """Hash of every image id, label and file size (and mask id and size, subset and mask

@@ -51,7 +51,7 @@ def find_extraction(data_dir: Path) -> Path | None:
     return None
 
 
-def _extract(archive: Path, data_dir: Path, layout: str) -> Path:
+def extract_archive_into(archive: Path, data_dir: Path, layout: str) -> Path:
     """Extract into a scratch folder and move the result in place, so an interrupted
     extraction never looks like a complete one."""
     from torchvision.datasets.utils import extract_archive
@@ -121,7 +121,7 @@ def _from_archive(data_dir: Path, download: bool) -> Path:
     for archive in ARCHIVES:  # an archive already on disk (downloaded by hand)?
         path = data_dir / archive.filename
         if path.is_file() and verify(path, md5=archive.md5):
-            return _extract(path, data_dir, archive.layout)
+            return extract_archive_into(path, data_dir, archive.layout)
     if not download:
         raise _missing(data_dir)
     errors = []
@@ -131,7 +131,7 @@ def _from_archive(data_dir: Path, download: bool) -> Path:
         except DownloadError as err:
             errors.append(str(err))
             continue
-        return _extract(path, data_dir, archive.layout)
+        return extract_archive_into(path, data_dir, archive.layout)
     raise DownloadError(f"every EuroSAT mirror failed: {errors[-1]}")
 
 

@@ -10,12 +10,38 @@ guessed (the raster issue adds ``--bands`` and ``--stretch``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import CorruptImageError, ImageFormatError
+
+
+@dataclass
+class Pixels:
+    """An image's pixels as stored: ``values`` (H, W, C) in the file's dtype, the file's nodata
+    value of each band (``None``: none declared), and whether the last band is alpha by the
+    format's definition (a PNG's, say)."""
+
+    values: np.ndarray
+    nodata: tuple[float | None, ...] = ()
+    alpha: bool = False
+
+    def valid(self, bands: tuple[int, ...] | None = None) -> np.ndarray:
+        """(H, W) bool: the pixels where every band of ``bands`` (default: all) holds data: not
+        its nodata value, and finite."""
+        bands = tuple(range(self.values.shape[-1])) if bands is None else bands
+        ok = np.ones(self.values.shape[:2], bool)
+        for b in bands:
+            band = self.values[..., b]
+            if band.dtype.kind == "f":
+                ok &= np.isfinite(band)
+            nodata = self.nodata[b] if b < len(self.nodata) else None
+            if nodata is not None:
+                ok &= ~(np.isnan(band) if np.isnan(nodata) else band == nodata)
+        return ok
 
 # PIL modes that hold 8-bit samples; "I;16", "I" and "F" do not.
 _EIGHT_BIT_MODES = {"1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
@@ -49,31 +75,31 @@ def _pil_reads_it_faithfully(img: Image.Image) -> bool:
     return img.mode not in ("RGBA", "LA", "PA", "RGBa", "La") or img.format in _ALPHA_FORMATS
 
 
-def read_raster(path: str | Path) -> np.ndarray:
-    """Every band of ``path`` as it is stored: (H, W, C) in the file's own dtype (rasterio)."""
+def read_raster(path: str | Path, window: tuple[int, int, int, int] | None = None) -> Pixels:
+    """Every band of ``path`` as it is stored (rasterio), all of it or the ``window``
+    (col_off, row_off, width, height), with the file's nodata values."""
+    import warnings
+
     import rasterio
     from rasterio.errors import NotGeoreferencedWarning, RasterioError
-
-    import warnings
+    from rasterio.windows import Window
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                return np.moveaxis(src.read(), 0, -1)
+                values = src.read(window=Window(*window) if window is not None else None)
+                return Pixels(np.moveaxis(values, 0, -1), tuple(src.nodatavals))
     except (RasterioError, OSError, ValueError) as err:
         raise _corrupt(path, err) from None
 
 
-def read_pixels(path: str | Path) -> np.ndarray:
-    """(H, W, C) pixels of ``path`` with their own dtype and band count: PIL for 8-bit pictures
+def read_pixels(path: str | Path, window: tuple[int, int, int, int] | None = None) -> Pixels:
+    """The pixels of ``path`` with their own dtype and band count: PIL for 8-bit pictures
     (palette, CMYK, YCbCr and 1-bit images as 8-bit RGB or gray; a PNG-style alpha channel is
-    kept as the last band), rasterio for everything else."""
-    return _decode(path)[0]
-
-
-def _decode(path) -> tuple[np.ndarray, bool]:
-    """:func:`read_pixels` and whether its last band is alpha by the format's definition."""
+    kept as the last band), rasterio for everything else and for a ``window`` of a raster."""
+    if window is not None:
+        return read_raster(path, window)
     try:
         with Image.open(path) as img:
             if _pil_reads_it_faithfully(img):
@@ -83,13 +109,12 @@ def _decode(path) -> tuple[np.ndarray, bool]:
                 elif img.mode not in ("L", "RGB", "RGBA", "LA"):
                     img = img.convert("RGB" if img.mode not in ("1",) else "L")
                 pixels = np.asarray(img, dtype=np.uint8)
-                alpha = img.mode in ("RGBA", "LA")
-                return (pixels[..., None] if pixels.ndim == 2 else pixels), alpha
+                return Pixels(pixels[..., None] if pixels.ndim == 2 else pixels, alpha=img.mode in ("RGBA", "LA"))
     except UnidentifiedImageError:
         pass  # not a format PIL knows (a 16-bit RGB or multi-band GeoTIFF, say): rasterio may
     except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
         raise _corrupt(path, err) from None
-    return read_raster(path), False
+    return read_raster(path)
 
 
 def describe_pixels(pixels: np.ndarray) -> str:
@@ -101,26 +126,27 @@ def describe_pixels(pixels: np.ndarray) -> str:
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Decode ``path`` to an (H, W, 3) uint8 array, the input of every encoder.
+    """Decode ``path`` to an (H, W, 3) uint8 array, the input of every encoder (see :func:`as_rgb`)."""
+    return as_rgb(read_pixels(path), path)
 
-    Accepted as they are: 8-bit images with 3 bands, or 1 band (repeated to gray RGB); palette,
-    CMYK and YCbCr images in their RGB colours; a PNG-style alpha channel is dropped, and so is a
-    TIFF's fourth band when it is opaque (255 everywhere). Anything else raises
-    :class:`ImageFormatError` naming its dtype, bands and range; a file that cannot be decoded
-    raises :class:`CorruptImageError`."""
-    pixels, alpha = _decode(path)
-    bands = pixels.shape[-1]
-    if pixels.dtype == np.uint8:
+
+def as_rgb(pixels: Pixels, path) -> np.ndarray:
+    """(H, W, 3) uint8 of pixels the encoders take as they are: 8-bit with 3 bands, or 1 band
+    (repeated to gray RGB); palette, CMYK and YCbCr images in their RGB colours; a PNG-style alpha
+    channel is dropped, and so is a TIFF's fourth band when it is opaque (255 everywhere).
+    Anything else raises :class:`ImageFormatError` naming its dtype, bands and range."""
+    values, bands = pixels.values, pixels.values.shape[-1]
+    if values.dtype == np.uint8:
         if bands == 3:
-            return np.ascontiguousarray(pixels)
+            return np.ascontiguousarray(values)
         if bands == 1:
-            return np.repeat(pixels, 3, axis=-1)
-        if bands == 2 and alpha:  # gray + alpha
-            return np.repeat(pixels[..., :1], 3, axis=-1)
-        if bands == 4 and (alpha or bool((pixels[..., 3] == 255).all())):
-            return np.ascontiguousarray(pixels[..., :3])
+            return np.repeat(values, 3, axis=-1)
+        if bands == 2 and pixels.alpha:  # gray + alpha
+            return np.repeat(values[..., :1], 3, axis=-1)
+        if bands == 4 and (pixels.alpha or bool((values[..., 3] == 255).all())):
+            return np.ascontiguousarray(values[..., :3])
     raise ImageFormatError(
-        f"image {path} is {describe_pixels(pixels)}; the encoders take 8-bit images with 1 or 3 bands, and "
+        f"image {path} is {describe_pixels(values)}; the encoders take 8-bit images with 1 or 3 bands, and "
         "samembed never converts pixels silently: choose the bands and a stretch to 8 bits with --bands and "
         "--stretch (see docs/rasters.md)"
     )

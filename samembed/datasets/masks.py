@@ -52,10 +52,10 @@ class MaskEncoding:
 STANDARD_ENCODING = MaskEncoding((0.0, 255.0))
 
 
-def mask_values(path: str | Path) -> np.ndarray:
-    """(H, W) values of the mask file ``path``: its one band, or the value of a gray RGB(A) mask
-    (equal channels; a palette mask gives its colours). A colour mask is refused."""
-    pixels = read_pixels(path)
+def mask_values(path: str | Path, window=None) -> np.ndarray:
+    """(H, W) values of the mask file ``path`` (or its ``window``): its one band, or the value of
+    a gray RGB(A) mask (equal channels; a palette mask gives its colours). A colour mask is refused."""
+    pixels = read_pixels(path, window).values
     if pixels.shape[-1] in (2, 4):  # alpha is not part of a mask
         pixels = pixels[..., :-1]
     if pixels.shape[-1] == 1:
@@ -102,6 +102,7 @@ def _span(values: set[float]) -> str:
     return shown + (f"/... up to {ordered[-1]:g}" if len(ordered) > 4 else "")
 
 
-def read_mask(path: str | Path, encoding: MaskEncoding = STANDARD_ENCODING) -> np.ndarray:
-    """(H, W) bool foreground of the mask file ``path`` under its dataset's ``encoding``."""
-    return encoding.decode(mask_values(path), path)
+def read_mask(path: str | Path, encoding: MaskEncoding = STANDARD_ENCODING, window=None) -> np.ndarray:
+    """(H, W) bool foreground of the mask file ``path`` (or its ``window``) under its dataset's
+    ``encoding``."""
+    return encoding.decode(mask_values(path, window), path)

@@ -37,15 +37,17 @@ class Dataset:
     name: str
     load: DatasetLoader
     fixed_split: FixedSplit | None = None
+    options: tuple[str, ...] = ()  # keyword options its loader takes (chip_size, ...)
 
 
 DATASETS: Registry[Dataset] = Registry("dataset", BUILTIN["dataset"])
 available_datasets = DATASETS.names
 
 
-def register_dataset(name: str, fixed_split: FixedSplit | None = None) -> Callable[[DatasetLoader], DatasetLoader]:
+def register_dataset(name: str, fixed_split: FixedSplit | None = None,
+                     options: tuple[str, ...] = ()) -> Callable[[DatasetLoader], DatasetLoader]:
     def decorate(load: DatasetLoader) -> DatasetLoader:
-        DATASETS.add(name, Dataset(name, load, fixed_split))
+        DATASETS.add(name, Dataset(name, load, fixed_split, options))
         return load
 
     return decorate
@@ -55,6 +57,15 @@ def get_dataset(name: str) -> Dataset:
     return DATASETS.get(name)
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> DatasetIndex:
-    """Index dataset ``name`` (see :func:`available_datasets`)."""
-    return DATASETS.get(name).load(Path(data_dir).expanduser() if data_dir is not None else None, download)
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False, **options) -> DatasetIndex:
+    """Index dataset ``name`` (see :func:`available_datasets`); ``options`` are the dataset's own
+    (the ``scene`` dataset's ``chip_size``, ...); ``None`` values are left out."""
+    dataset = DATASETS.get(name)
+    options = {k: v for k, v in options.items() if v is not None}
+    unknown = sorted(set(options) - set(dataset.options))
+    if unknown:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unknown)
+        takes = f"it takes {', '.join('--' + o.replace('_', '-') for o in dataset.options)}" if dataset.options else \
+            "it takes none"
+        raise UsageError(f"{flags} do(es) not apply to the {name} dataset ({takes})")
+    return dataset.load(Path(data_dir).expanduser() if data_dir is not None else None, download, **options)

@@ -119,3 +119,88 @@ def make_synthetic_roads(out_dir: str | Path, layout: str = "road", counts: tupl
                 Image.fromarray(image).save(image_dir / f"{number}.png")
                 Image.fromarray(values).save(mask_dir / f"{number}.png")
     return out_dir
+
+
+def _write_raster(path: Path, bands: np.ndarray, crs: str | None = None, transform=None, nodata=None,
+                  descriptions: tuple[str, ...] | None = None) -> Path:
+    """Write ``bands`` (C, H, W) as a GeoTIFF (rasterio), georeferenced when ``crs`` is given."""
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    profile = dict(driver="GTiff", width=bands.shape[2], height=bands.shape[1], count=bands.shape[0],
+                   dtype=bands.dtype, nodata=nodata)
+    if crs is not None:
+        profile.update(crs=crs, transform=transform)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(bands)
+            for b, name in enumerate(descriptions or ()):
+                dst.set_band_description(b + 1, name)
+    return path
+
+
+def synthetic_bands(label: int, num_classes: int, bands: int, size: int, rng: np.random.Generator,
+                    scale: float, jitter: float = 0.0) -> np.ndarray:
+    """(bands, size, size) float: a class-dependent level per band (its own spectrum) plus stripes
+    and noise, scaled to ``scale``."""
+    phase = 2 * np.pi * label / num_classes
+    levels = 0.5 + 0.4 * np.cos(phase + np.arange(bands) * 0.7) + rng.normal(0, jitter, bands)
+    yy, xx = np.mgrid[0:size, 0:size]
+    angle = np.pi * label / num_classes
+    stripes = 0.1 * np.sin((np.cos(angle) * xx + np.sin(angle) * yy) * 0.5 + rng.uniform(0, 2 * np.pi))
+    image = levels[:, None, None] + stripes[None] + rng.normal(0, 0.05, (bands, size, size))
+    return np.clip(image, 0.01, 1.5) * scale
+
+
+def make_synthetic_rasters(out_dir: str | Path, kind: str = "eurosat-ms", images_per_class: int = 4, size: int = 32,
+                           classes: list[str] | None = None, seed: int = 0, jitter: float = 0.0) -> Path:
+    """Write a small raster dataset in a real layout and return the folder for ``--data-dir``:
+    ``eurosat-ms`` (13-band uint16 reflectance x 10,000 in the archive's nested layout),
+    ``eurosat-sar`` (2-band float32 linear backscatter, VV and VH, in class folders) or
+    ``raster-folder`` (4-band uint8). Each class has its own spectrum; results mean nothing."""
+    from .rasters import MS_LAYOUT
+
+    layouts = {"eurosat-ms": (13, np.uint16, 3000.0), "eurosat-sar": (2, np.float32, 0.2),
+               "raster-folder": (4, np.uint8, 160.0)}
+    if kind not in layouts:
+        raise UsageError(f"unknown raster layout '{kind}'; choose one of: {', '.join(layouts)}")
+    bands, dtype, scale = layouts[kind]
+    classes = list(classes or EUROSAT_CLASSES)
+    out_dir = Path(out_dir)
+    root = out_dir / MS_LAYOUT if kind == "eurosat-ms" else out_dir / ("EuroSAT-SAR" if kind == "eurosat-sar" else "")
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(classes):
+        for n in range(1, images_per_class + 1):
+            values = synthetic_bands(label, len(classes), bands, size, rng, scale, jitter)
+            _write_raster(root / name / f"{name}_{n}.tif", values.astype(dtype) if dtype != np.uint8
+                          else np.clip(values, 0, 255).astype(np.uint8))
+    return out_dir
+
+
+def make_synthetic_scene(out_dir: str | Path, size: tuple[int, int] = (700, 900), bands: int = 4, seed: int = 0,
+                         crs: str | None = "EPSG:32633", origin: tuple[float, float] = (500000.0, 5000000.0),
+                         pixel: float = 10.0, nodata: int | None = 0, masks: bool = False) -> Path:
+    """Write one georeferenced uint16 scene ``scene.tif`` of ``size`` (height, width) into
+    ``out_dir`` (``crs``, top-left corner ``origin``, ``pixel`` metres; ``crs=None`` for none),
+    with a nodata band across its left edge and, with ``masks``, an aligned road mask in
+    ``masks/scene.tif``. Returns ``out_dir``."""
+    from affine import Affine
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    values = synthetic_bands(1, 4, bands, max(h, w), rng, 3000.0)[:, :h, :w].astype(np.uint16)
+    values = np.maximum(values, 1)  # 0 is nodata
+    if nodata is not None:
+        values[:, :, : w // 10] = nodata  # a strip without data, as at a tile's edge
+    transform = Affine(pixel, 0, origin[0], 0, -pixel, origin[1])
+    out_dir = Path(out_dir)
+    _write_raster(out_dir / "scene.tif", values, crs, transform, nodata,
+                  tuple(f"B{b + 1:02d}" for b in range(bands)))
+    if masks:
+        _, road = synthetic_road_image(h, w, rng)
+        _write_raster(out_dir / "masks" / "scene.tif", road.astype(np.uint8)[None], crs, transform)
+    return out_dir

@@ -23,7 +23,7 @@ from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
-from .pixels import PixelNormalise, masked_mean, valid_mask
+from .pixels import PixelNormalise, masked_mean, token_mask
 from .geometry import Geometry
 
 TIMM_NAMES = {"vits14": "vit_small_patch14_dinov2", "vitb14": "vit_base_patch14_dinov2"}
@@ -41,12 +41,12 @@ class DinoV2Encoder(nn.Module):
         self.vit = vit
         self.normalise = PixelNormalise()
 
-    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor):
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor, data: torch.Tensor | None = None):
         size = images.shape[-1]
-        tokens = self.vit.forward_features(self.normalise(images, valid_hw))  # (B, prefix + T*T, C), final norm
+        tokens = self.vit.forward_features(self.normalise(images, valid_hw, data))  # (B, prefix + T*T, C), final norm
         side = size // PATCH
         patches = tokens[:, self.vit.num_prefix_tokens:].transpose(1, 2).reshape(len(images), -1, side, side)
-        cells = valid_mask(valid_hw, side, scale=PATCH)
+        cells = token_mask(valid_hw, side, PATCH, data)
         return {"cls": tokens[:, 0].float(), "mean": masked_mean(patches.float(), cells)}, patches
 
 

@@ -1,6 +1,6 @@
 """What every encoder and every model trained on raw images does to pixels: SAM's (ImageNet's)
 normalisation on the 0-255 scale, zero padding after normalising, and means over the part of a
-map that covers the image rather than the padding."""
+map that covers the image rather than the padding (or pixels that hold no data)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,17 @@ def valid_mask(valid_hw: torch.Tensor, size: int, scale: int = 1) -> torch.Tenso
     return (rows[:, :, None] & cols[:, None, :]).unsqueeze(1).float()
 
 
+def token_mask(valid_hw: torch.Tensor, size: int, scale: int, data: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 1, size, size) float mask of the tokens (``scale`` x ``scale`` pixels each) that count
+    for pooled vectors: those that cover the image (:func:`valid_mask`) and, given the (B, 1, S, S)
+    bool ``data`` mask of a raster, of whose pixels at least half hold data."""
+    mask = valid_mask(valid_hw, size, scale)
+    if data is not None:
+        share = torch.nn.functional.avg_pool2d(data.float(), scale)[..., :size, :size]
+        mask = mask * (share >= 0.5).float()
+    return mask
+
+
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of (B, C, H, W) ``x`` over the cells where (B, 1, H, W) ``mask`` is 1 -> (B, C)."""
     return (x * mask).sum(dim=(2, 3)) / mask.sum(dim=(2, 3)).clamp_min(1)
@@ -28,13 +39,18 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 class PixelNormalise(nn.Module):
     """(B, 3, S, S) pixel values 0-255 (any dtype) -> float, normalised; with ``valid_hw`` (B, 2)
-    the padding outside each image's valid region is set to zero after normalising, as SAM does."""
+    the padding outside each image's valid region is set to zero after normalising, as SAM does,
+    and so are the pixels that hold no data where a (B, 1, S, S) bool ``data`` mask is given."""
 
     def __init__(self):
         super().__init__()
         self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None,
+                data: torch.Tensor | None = None) -> torch.Tensor:
         x = (images.float() - self.mean) / self.std
-        return x if valid_hw is None else x * valid_mask(valid_hw, images.shape[-1])
+        if valid_hw is not None:
+            x = x * valid_mask(valid_hw, images.shape[-1])
+        return x if data is None else x * data
+

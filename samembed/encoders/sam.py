@@ -16,7 +16,7 @@ from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
 from .fast_attention import use_sdpa
 from .geometry import Geometry
-from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, valid_mask
+from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, token_mask
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
 
 PREPROCESSING = (
@@ -34,13 +34,16 @@ class SamImageEncoder(nn.Module):
         self.vit = vit
         self.normalise = PixelNormalise()
 
-    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """``images`` (B, 3, S, S) uint8 canvases (:meth:`Geometry.canvas`), ``valid_hw`` (B, 2).
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor,
+                data: torch.Tensor | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """``images`` (B, 3, S, S) uint8 canvases (:meth:`Geometry.canvas`), ``valid_hw`` (B, 2),
+        ``data`` (B, 1, S, S) bool: the pixels that hold data, for rasters with nodata.
 
         Returns ``{"neck": (B, 256), "trunk": (B, embed_dim)}`` (float32, averaged over the
-        tokens that cover the image, not the padding) and the neck map (B, 256, S/16, S/16)."""
+        tokens that cover the image and hold data, not the padding) and the neck map
+        (B, 256, S/16, S/16)."""
         size = images.shape[-1]
-        x = self.normalise(images, valid_hw)  # SAM pads with zeros after normalising
+        x = self.normalise(images, valid_hw, data)  # SAM pads with zeros after normalising
         t = self.vit.patch_embed(x)  # (B, T, T, C)
         if self.vit.pos_embed is not None:
             t = t + self.vit.pos_embed
@@ -48,7 +51,7 @@ class SamImageEncoder(nn.Module):
             t = block(t)
         trunk = t.permute(0, 3, 1, 2)  # (B, C, T, T)
         neck = self.vit.neck(trunk)  # (B, 256, T, T)
-        tokens = valid_mask(valid_hw, trunk.shape[-1], scale=size // trunk.shape[-1])
+        tokens = token_mask(valid_hw, trunk.shape[-1], size // trunk.shape[-1], data)
         pooled = {"neck": masked_mean(neck.float(), tokens), "trunk": masked_mean(trunk.float(), tokens)}
         return pooled, neck
 

@@ -22,7 +22,7 @@ from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
-from .pixels import PixelNormalise, masked_mean, valid_mask
+from .pixels import PixelNormalise, masked_mean, token_mask
 from .geometry import Geometry
 
 PREPROCESSING = ("resize longest side to img_size (PIL bilinear); normalise ImageNet mean (123.675, 116.28, 103.53) "
@@ -38,10 +38,10 @@ class VggEncoder(nn.Module):
         self.features = features[:-1]  # without the last max-pooling
         self.normalise = PixelNormalise()
 
-    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor):
+    def forward(self, images: torch.Tensor, valid_hw: torch.Tensor, data: torch.Tensor | None = None):
         size = images.shape[-1]
-        fmap = self.features(self.normalise(images, valid_hw))
-        cells = valid_mask(valid_hw, fmap.shape[-1], scale=size // fmap.shape[-1])
+        fmap = self.features(self.normalise(images, valid_hw, data))
+        cells = token_mask(valid_hw, fmap.shape[-1], size // fmap.shape[-1], data)
         return {"gap": masked_mean(fmap.float(), cells)}, fmap
 
 

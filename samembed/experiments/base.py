@@ -178,7 +178,8 @@ class Experiment:
         checked to hold the same files."""
         if self._index is None:
             root = self.data_dir if self.data_dir is not None else Path(self.group.attrs.get("data_root", ""))
-            index = load_dataset(self.group.dataset, root, self.options.download)
+            index = load_dataset(self.group.dataset, root, self.options.download,
+                                 **self.group.attrs.get("dataset_options", {}))
             if index.fingerprint() != self.group.signature["dataset_fingerprint"]:
                 raise DataNotFoundError(f"the files in {root} are not the ones {self.group.store}/{self.group.name} "
                                         "was extracted from; pass --data-dir to the same dataset")
@@ -268,10 +269,10 @@ def register_task(cls: type[Experiment]) -> type[Experiment]:
 
 
 def open_experiment(dataset: str, encoder: str | None = None, *, cache_dir: str | Path = DEFAULT_CACHE_DIR,
-                    **options) -> Experiment:
-    """The experiment on the cache group of ``dataset`` and ``encoder``, by the group's task.
-    ``options`` are :class:`ExperimentOptions` fields."""
-    group = open_cache(cache_dir, dataset, encoder)
+                    group: CacheGroup | None = None, **options) -> Experiment:
+    """The experiment on the cache group of ``dataset`` and ``encoder`` (or on ``group``), by the
+    group's task. ``options`` are :class:`ExperimentOptions` fields."""
+    group = group if group is not None else open_cache(cache_dir, dataset, encoder)
     return TASKS.get(group.task)(group, replace(ExperimentOptions(), **options))
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..cache.reader import matching_groups
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 from ..splits import SplitSpec
@@ -27,19 +28,25 @@ def sweep(
     """Train every head on every split (validation fractions, ``standard``, or ``shots`` per class)
     and seed from the cache of ``dataset``; append one record per run to the runs store and return
     the new records. Runs already in the store are skipped. ``seeds`` is a count (0..n-1) or a list.
-    On a segmentation cache the heads are decoders (and ``unet``); ``checkpoint`` is the SAM
-    checkpoint for ``sam-vit`` when it is not where the extraction found it."""
+    ``encoder`` may name several cache groups (comma-separated names or prefixes: every composite
+    of one encoder, say); each runs the same plans. On a segmentation cache the heads are decoders
+    (and ``unet``); ``checkpoint`` is the SAM checkpoint for ``sam-vit`` when it is not where the
+    extraction found it."""
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise UsageError("--seeds must be at least 1")
     specs = [SplitSpec.parse(None, k) for k in shots] if shots else [SplitSpec.parse(s, None) for s in splits]
-    experiment = open_experiment(dataset, encoder, cache_dir=cache_dir, runs_dir=runs_dir, device=device,
-                                 data_dir=data_dir, download=download, checkpoint=checkpoint)
-    plans = [experiment.plan(h, s, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size)
-             for h, s, seed in product(heads, specs, seed_list)]
-    with tqdm(total=len(plans), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
-        bar.update(sum(experiment.store.contains(experiment.run_id(p)) for p in plans))
-        return experiment.run(plans, on_done=lambda record: bar.update(1))
+    options = dict(runs_dir=runs_dir, device=device, data_dir=data_dir, download=download, checkpoint=checkpoint)
+    groups = [None] if encoder is None else matching_groups(cache_dir, dataset, encoder)
+    experiments = [open_experiment(dataset, cache_dir=cache_dir, group=g, **options) for g in groups]
+    plans = [[e.plan(h, s, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size)
+              for h, s, seed in product(heads, specs, seed_list)] for e in experiments]
+    records = []
+    with tqdm(total=sum(map(len, plans)), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
+        for experiment, todo in zip(experiments, plans):
+            bar.update(sum(experiment.store.contains(experiment.run_id(p)) for p in todo))
+            records += experiment.run(todo, on_done=lambda record: bar.update(1))
+    return records
 
 
 def train_head(

@@ -26,6 +26,7 @@ from ..cache.writer import ShardWriter
 from ..datasets import DatasetIndex
 from ..devices import compute_dtype
 from ..errors import CacheError, CorruptImageError, ImageFormatError, Interrupted, UsageError, storage_error
+from ..datasets.inputs import InputReader
 from .loader import FATAL, image_loader, resize_on_device
 from .plan import ExtractionPlan, default_workers
 
@@ -86,13 +87,15 @@ def _encode(
     mask_size = group.attrs.get("mask_size")
     done_per_image = group.attrs.get("done_unit") == DONE_PER_IMAGE
     specs = {name: s for name, s in plan_arrays(n, spec.pooled_dims, spec.map_channels, plan.grid, shard_images,
-                                                mask_size).items() if name in group}  # older groups lack 'error'
+                                                mask_size, data_share=bool(group.attrs.get("data_share"))).items()
+             if name in group}  # older groups lack 'error'
     model = spec.build(device)
     if compile:
         model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
     dtype = compute_dtype(device)
-    loader = image_loader(index, indices, spec.geometry, batch_size=batch_size, workers=workers,
-                          pin_memory=device.type == "cuda", mask_size=mask_size, raw=plan.resize_on_device)
+    loader = image_loader(InputReader(index, plan.composite), indices, spec.geometry, batch_size=batch_size,
+                          workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size,
+                          raw=plan.resize_on_device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     writer = ShardWriter(group, specs, shard_images, indices, done_per_image)
     legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
@@ -116,7 +119,8 @@ def _encode(
 
             for batch in loader:
                 if plan.resize_on_device:
-                    batch = (batch[0], resize_on_device(batch[1], batch[2], spec.img_size, device), *batch[2:])
+                    images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6])
+                    batch = (batch[0], images, *batch[2:6], data)
                 try:
                     flight = _launch(model, batch, device, dtype, plan.grid, skip_bad, host)
                 except BaseException:  # a bad image or Ctrl-C: keep the batch already encoded
@@ -186,7 +190,8 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
             host: _HostBuffers) -> _InFlight:
     """Queue one batch on the device and its results' copy to the host; returns without waiting
     (on CUDA), so the caller can store the previous batch meanwhile."""
-    ids, images, valid_hw, orig_hw, errors, masks = batch
+    ids, images, valid_hw, orig_hw, errors, masks, data = batch
+    data = None if data is None or not data.numel() else data.to(dev, non_blocking=True).bool()
     bad = [j for j, e in enumerate(errors) if e]
     fatal = [errors[j].removeprefix(FATAL) for j in bad if errors[j].startswith(FATAL)]
     if fatal:
@@ -195,9 +200,11 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
         raise CorruptImageError(errors[bad[0]])
     autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
-        pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True))
+        pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True), data)
         grid_map = F.adaptive_avg_pool2d(feature_map.float(), grid)
         outputs = {name: v.float().to(torch.float16) for name, v in {**pooled, "grid": grid_map}.items()}
+        if data is not None:  # the share of each grid cell's pixels that hold data, like valid_hw for padding
+            outputs["data_share"] = (F.adaptive_avg_pool2d(data.float(), grid)[:, 0] * 255).round().to(torch.uint8)
     event = None
     if dev.type == "cuda":
         outputs = {name: host.like(name, v).copy_(v, non_blocking=True) for name, v in outputs.items()}
@@ -211,7 +218,10 @@ def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarr
     """Wait for a launched batch; returns the rows to store and the skipped images."""
     if flight.ready is not None:
         flight.ready.synchronize()
-    rows = {name: _checked_float16(v.cpu().numpy().copy(), name) for name, v in flight.outputs.items()}
+    rows = {name: v.cpu().numpy().copy() for name, v in flight.outputs.items()}
+    for name, v in rows.items():
+        if v.dtype == np.float16:
+            _checked_float16(v, name)
     ok = np.ones(len(flight.ids), dtype=bool)
     ok[flight.bad] = False
     for name in flight.outputs:

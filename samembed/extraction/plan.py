@@ -7,12 +7,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import zarr
 
 from ..cache.layout import default_shard_images
 from ..cache.signature import make_signature
-from ..cache.store import group_name, open_group_for_writing, store_path
+from ..cache.store import group_name, open_group_for_writing, store_path, stored_signature
 from ..datasets import DatasetIndex, load_dataset
+from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sample_images, stretch_from_signature,
+                                  with_percentile_statistics)
+from ..datasets.inputs import InputReader
 from ..devices import compute_dtype, resolve_device
 from ..encoders import EncoderSpec, create_encoder
 from ..errors import UsageError
@@ -37,10 +41,14 @@ class ExtractionPlan:
     signature: dict
     attrs: dict = field(default_factory=dict)
     cache_dir: Path = DEFAULT_CACHE_DIR
+    composite: Composite | None = None  # bands and stretch of rasters (docs/rasters.md)
 
     @property
     def group_name(self) -> str:
-        return group_name(self.spec.key, self.spec.img_size)
+        """``<encoder key>@<input size>``, and ``+<composite>`` for a composite of rasters, so that
+        several composites of one dataset sit side by side."""
+        name = group_name(self.spec.key, self.spec.img_size)
+        return name + (f"+{self.composite.key()}" if self.composite is not None else "")
 
     @property
     def store(self) -> Path:
@@ -56,6 +64,7 @@ class ExtractionPlan:
             image_ids=index.image_ids, labels=index.labels, pooled_dims=spec.pooled_dims,
             map_channels=spec.map_channels, grid=self.grid, shard_images=self.shard_images, mask_size=self.mask_size,
             subsets=index.subsets, attrs=self.attrs, overwrite=overwrite,
+            data_share=InputReader(index, self.composite).may_lack_data, chips=index.chips,
         )
 
 
@@ -63,13 +72,18 @@ def plan_extraction(
     dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = "sam",
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
-    shard_images: int | None = None, resize_on_device: bool | None = None,
+    shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
+    stretch: str | None = None, dataset_options: dict | None = None,
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
     for segmentation (decoders need SAM's full image embedding). ``resize_on_device`` defaults to
-    on CUDA, for encoders with the SAM-style resize."""
-    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download)
+    on CUDA, for encoders with the SAM-style resize. ``bands`` and ``stretch`` make the composite of
+    multi-band or non-8-bit rasters (:mod:`samembed.datasets.composite`); percentile statistics are
+    computed once, then read back from the cache group. ``dataset_options`` go to the dataset's
+    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``)."""
+    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
+                                                                            **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
     grid = grid if grid is not None else (spec.map_size if segmentation else min(16, spec.map_size))
@@ -78,17 +92,43 @@ def plan_extraction(
     mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
+    composite = _composite(index, bands, stretch, spec, Path(cache_dir))
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
     if on_device:
         signature["resize"] = ON_DEVICE_RESIZE
+    if composite is not None:
+        signature["composite"] = composite.signature()
     attrs = {"data_root": str(Path(index.root).resolve())}
+    if index.options:
+        attrs["dataset_options"] = dict(index.options)
     if getattr(spec, "checkpoint", None) is not None:
         attrs["checkpoint"] = str(Path(spec.checkpoint).resolve())
     return ExtractionPlan(
         index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
         shard_images=shard_images or default_shard_images(spec.map_channels, grid), resize_on_device=on_device,
-        signature=signature, attrs=attrs, cache_dir=Path(cache_dir),
+        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite,
     )
+
+
+def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec: EncoderSpec,
+               cache_dir: Path) -> Composite | None:
+    """The composite of ``--bands`` and ``--stretch`` for the dataset's images, with its
+    percentile statistics read from an existing cache group or else computed once."""
+    if bands is None and stretch is None and index.bands is None:
+        return None  # images read as they are; a non-8-bit one is refused in one line when read
+    composite = parse_composite(bands, stretch, *index.raster_info())
+    if composite is None or not composite.stretch.needs_statistics:
+        return composite
+    name = group_name(spec.key, spec.img_size) + f"+{composite.key()}"
+    stored = (stored_signature(cache_dir, index.name, name) or {}).get("composite")
+    if stored:
+        composite = stretch_from_signature(composite, stored)
+        if not composite.stretch.needs_statistics:
+            return composite
+    candidates = np.arange(len(index))
+    if index.subsets is not None:  # a dataset with its own split: statistics of its training part
+        candidates = candidates[np.asarray(index.subsets) == "train"]
+    return with_percentile_statistics(composite, sample_images(SAMPLE_IMAGES, candidates), index)
 
 
 def default_workers(device: str) -> int:

@@ -12,7 +12,6 @@ from PIL import Image
 
 from ..atomic import write_whole
 from ..datasets import get_dataset
-from ..datasets.masks import read_mask
 from ..encoders.geometry import Geometry
 from ..errors import CheckpointError
 from ..experiments.base import Experiment, RunData, RunPlan, register_task
@@ -73,7 +72,7 @@ class SegmentationExperiment(Experiment):
         out_dir.mkdir(parents=True, exist_ok=True)
         rows = []
         for i, pred in masks(indices):
-            truth = read_mask(self.index.mask_path(i), self.index.mask_encoding)
+            truth = self.index.mask(i)
             image_id = self.index.image_ids[i]
             name = Path(image_id).with_suffix(".png").name
             write_whole(out_dir / name, lambda tmp: Image.fromarray(pred.astype(np.uint8) * 255).save(tmp, format="PNG"))
