@@ -10,7 +10,7 @@ import torch
 from conftest import write_embedding_cache
 from samembed.errors import CacheError, UsageError
 from samembed.experiments.features import GridSource
-from samembed.experiments.optim import StackedAdamW, cosine_with_warmup
+from samembed.experiments.optim import RunGroupsAdamW, cosine_with_warmup
 from samembed.experiments.records import RunsStore
 from samembed.experiments.sweep import sweep, train_head
 
@@ -86,19 +86,21 @@ def test_sweep_skips_finished_runs_and_resumes(embedding_cache, tmp_path, monkey
                   runs_dir=tmp_path / "runs", progress=False, device="cpu", epochs=2)
     import samembed.experiments.base as runner
 
-    real = runner.RunsStore.append
+    real = runner.RunsStore.append_many  # runs are recorded in batches (one per fit)
     count = {"n": 0}
 
-    def dies_after_three(self, record):
-        if count["n"] == 3:
+    def dies_after_three(self, records):
+        room = max(0, 3 - count["n"])
+        appended = real(self, records[:room])
+        count["n"] += len(appended)
+        if len(records) > room:
             raise KeyboardInterrupt
-        count["n"] += 1
-        return real(self, record)
+        return appended
 
-    monkeypatch.setattr(runner.RunsStore, "append", dies_after_three)
+    monkeypatch.setattr(runner.RunsStore, "append_many", dies_after_three)
     with pytest.raises(KeyboardInterrupt):
         sweep("eurosat", **common)
-    monkeypatch.setattr(runner.RunsStore, "append", real)
+    monkeypatch.setattr(runner.RunsStore, "append_many", real)
     assert len(RunsStore(tmp_path / "runs").records()) == 3
     new = sweep("eurosat", **common)
     assert len(new) == 5
@@ -161,21 +163,30 @@ def test_grid_source_reads_in_chunks_when_the_budget_is_small(embedding_cache):
         assert len(idx) <= 8
 
 
-def test_stacked_adamw_equals_torch_adamw_and_leaves_idle_runs_alone():
+@pytest.mark.parametrize("fused", [True, False])
+def test_run_groups_adamw_equals_torch_adamw_per_run_and_leaves_idle_runs_alone(fused):
+    """Three runs stacked in one parameter: runs 0-1 share a schedule (one group), run 2 has its
+    own and stops after 3 steps; each run ends where torch's AdamW on it alone ends (with torch's
+    fused kernel, and with the foreach fallback)."""
     torch.manual_seed(0)
-    w = torch.randn(2, 5, 3)
+    w = torch.randn(3, 5, 3)
     ours = torch.nn.Parameter(w.clone())
-    ref = torch.nn.Parameter(w[0].clone())
-    opt = StackedAdamW([ours], weight_decay=0.05)
-    torch_opt = torch.optim.AdamW([ref], lr=1.0, weight_decay=0.05)
+    alone = [torch.nn.Parameter(w[r].clone()) for r in range(3)]
+    refs = [torch.optim.AdamW([p], lr=1.0, weight_decay=0.05) for p in alone]
+    opt = RunGroupsAdamW([ours], [(0, 0, 2), (0, 2, 3)], weight_decay=0.05)
+    opt.fused = fused
     for step in range(6):
-        g = torch.randn(5, 3)
-        ours.grad = torch.stack([g, torch.randn(5, 3)])
-        ref.grad = g.clone()
-        lr = 0.01 * cosine_with_warmup(step, 6, 2)
-        for group in torch_opt.param_groups:
-            group["lr"] = lr
-        torch_opt.step()
-        opt.step(torch.tensor([lr, 0.5]), active=torch.tensor([True, False]))
-    torch.testing.assert_close(ours[0], ref.detach(), rtol=1e-5, atol=1e-6)
-    assert torch.equal(ours[1], w[1])  # never active: untouched
+        g = torch.randn(3, 5, 3)
+        lrs = [0.01 * cosine_with_warmup(step, 6, 2), 0.5 * cosine_with_warmup(step, 3, 1) if step < 3 else None]
+        k = 3 if step < 3 else 2  # run 2 is done: the step computes the first two runs only
+        opt.step([g[:k]], lrs)
+        for r in range(3):
+            lr = lrs[0] if r < 2 else lrs[1]
+            if lr is None:
+                continue
+            alone[r].grad = g[r].clone()
+            refs[r].param_groups[0]["lr"] = lr
+            refs[r].step()
+    for r in range(3):
+        torch.testing.assert_close(ours[r].detach(), alone[r].detach(), rtol=1e-5, atol=1e-6)
+    assert ours.grad is None and not torch.equal(ours[2], w[2])

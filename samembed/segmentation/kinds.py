@@ -45,9 +45,10 @@ class Decoder(HeadKind):
         source = self.source(experiment)
         model = self.model(experiment, experiment.head(plan.head))
         t0 = time.perf_counter()
-        result = train_segmenter(model, source, experiment.masks, data, plan.settings, experiment.device)
+        result = train_segmenter(model, source, experiment.masks, data, plan.settings, experiment.device,
+                                 experiment.pace(plan))
         yield plan, Outcome(predicted_masks(result.model, source, experiment), time.perf_counter() - t0, result.curves,
-                            {}, {"metrics": {"best_epoch": result.best_epoch},
+                            {}, {"metrics": {"best_epoch": result.best_epoch}, "training": result.training,
                                  "seconds_per_epoch": round(result.seconds_per_epoch, 4)})
 
     def selection(self, outcome: Outcome, evaluated_on: str) -> str:
