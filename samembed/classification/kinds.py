@@ -119,19 +119,32 @@ class Scratch(Grid):
 
 
 class Classic(HeadKind):
-    """Heads that choose their own hyper-parameter on a held-out part of the training set."""
+    """Heads that choose their own hyper-parameter on a held-out part of the training set. A head
+    whose ``fit_predict`` has a ``many`` (``knn``: one Gram matrix for every run) fits all runs of
+    a sweep in one call; the others run one at a time."""
 
     name, task, input = "classic", "classification", "pooled"
 
+    def batches(self, head) -> bool:
+        return hasattr(head.factory, "many")
+
     def fit(self, experiment, plans):
-        (plan,) = plans
-        data = experiment.run_data(experiment.split(plan.split, plan.seed), plan.seed)
-        x = experiment.pooled(plan.feature).cpu().numpy()
-        t0 = time.perf_counter()
-        predictions, info = experiment.head(plan.head).factory(
-            x[data.train], experiment.labels[data.train], x[data.evaluate], num_classes=len(experiment.class_names),
-            seed=plan.seed)
-        yield plan, Outcome(predictions, time.perf_counter() - t0, {}, info)
+        head = experiment.head(plans[0].head)
+        x = experiment.pooled(plans[0].feature).cpu().numpy()
+        datas = [experiment.run_data(experiment.split(p.split, p.seed), p.seed) for p in plans]
+        if hasattr(head.factory, "many"):
+            t0 = time.perf_counter()
+            results = head.factory.many(x, experiment.labels, [(d.train, d.evaluate, p.seed) for p, d in zip(plans, datas)],
+                                        num_classes=len(experiment.class_names))
+            seconds = (time.perf_counter() - t0) / len(plans)  # the pass is shared: each run's share
+            for plan, (predictions, info) in zip(plans, results):
+                yield plan, Outcome(predictions, seconds, {}, {**info, "trained_with": len(plans)})
+            return
+        for plan, data in zip(plans, datas):
+            t0 = time.perf_counter()
+            predictions, info = head.factory(x[data.train], experiment.labels[data.train], x[data.evaluate],
+                                             num_classes=len(experiment.class_names), seed=plan.seed)
+            yield plan, Outcome(predictions, time.perf_counter() - t0, {}, info)
 
 
 for kind in (Pooled(), Grid(), Scratch(), Classic()):

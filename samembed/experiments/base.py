@@ -225,7 +225,7 @@ class Experiment:
         for plan in plans:
             if self.store.contains(self.run_id(plan)):  # recorded earlier, or meanwhile by another process
                 continue
-            if self.kind(plan.head).batched:
+            if self.kind(plan.head).batches(self.head(plan.head)):
                 batched.setdefault((plan.head, plan.feature, plan.settings), []).append(plan)
             else:
                 single.append(plan)

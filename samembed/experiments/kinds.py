@@ -104,6 +104,10 @@ class HeadKind(ABC):
                  ("lr_grid", () if lr is not None else None))
         return replace(defaults, **{k: v for k, v in given if v is not None})
 
+    def batches(self, head) -> bool:
+        """Whether runs of ``head`` (a :class:`~samembed.heads.Head`) are fitted together."""
+        return self.batched
+
     def steps(self, experiment: Experiment, plan: RunPlan) -> int | None:
         """The optimizer steps ``plan`` will take (for estimating a sweep's time), or ``None``."""
         return None
