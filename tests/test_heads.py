@@ -190,3 +190,44 @@ def test_run_groups_adamw_equals_torch_adamw_per_run_and_leaves_idle_runs_alone(
     for r in range(3):
         torch.testing.assert_close(ours[r].detach(), alone[r].detach(), rtol=1e-5, atol=1e-6)
     assert ours.grad is None and not torch.equal(ours[2], w[2])
+
+
+def test_one_class_and_splits_that_leave_a_class_out_are_refused_in_one_line(tmp_path):
+    """One class scored a meaningless 100 %; a class missing from training or from the evaluated
+    images cannot be scored honestly either: each is refused before anything is trained."""
+    write_embedding_cache(tmp_path / "one", classes=1, per_class=20)
+    with pytest.raises(UsageError, match=r"has one class \(class0\)") as err:
+        train_head("eurosat", head="knn", split=0.5, cache_dir=tmp_path / "one", runs_dir=tmp_path / "runs", device="cpu")
+    assert "\n" not in str(err.value)
+    group = write_embedding_cache(tmp_path / "two", classes=3, per_class=10)
+    group["ok"][:10] = False  # no usable image of class0 (all failed extraction): in neither part
+    for head in ("linear", "knn"):
+        with pytest.raises(UsageError, match=r"val=0.5 \(seed 0\) leaves class\(es\) class0 out of training"):
+            sweep("eurosat", heads=[head], splits=[0.5], cache_dir=tmp_path / "two", runs_dir=tmp_path / "runs",
+                  progress=False, device="cpu")
+    assert not (tmp_path / "runs" / "runs.jsonl").exists()
+    write_embedding_cache(tmp_path / "ok", classes=2, per_class=10)
+    record = train_head("eurosat", head="knn", split=0.5, cache_dir=tmp_path / "ok", runs_dir=tmp_path / "runs",
+                        device="cpu")
+    assert record["split"]["n_train"] == 10
+
+
+def test_the_step_floor_trains_small_sets_more_epochs_and_leaves_large_ones_alone(embedding_cache, tmp_path):
+    """200 images, 0.25 for validation: 150 training images. With a floor, one batch of 150 an
+    epoch and the floor of 100 steps makes 10 epochs 100; given epochs alone train exactly as
+    release 0.1.0 did (batches of max(16, n / 8), no floor); the floor is in the run id only when
+    it is set, and a floor below the epochs' steps changes nothing."""
+    floored = _train(embedding_cache, tmp_path / "r", "linear", epochs=10, min_steps=100, lr=1e-2)
+    exact = _train(embedding_cache, tmp_path / "r", "linear", epochs=10, lr=1e-2)
+    assert floored["training"] == {"batch_size": 150, "epochs": 100, "steps": 100}
+    assert exact["training"] == {"batch_size": 18, "epochs": 10, "steps": 90}
+    assert "min_steps" not in exact["config"]["settings"] and floored["config"]["settings"]["min_steps"] == 100
+    assert len(floored["curves"]["val_loss"]) == 10  # the curves keep 10 evenly spaced epochs
+    assert floored["run_id"] != exact["run_id"]
+    from samembed.experiments.kinds import TrainSettings
+    from samembed.experiments.optim import schedule_for
+
+    big = schedule_for(24_000, 256, TrainSettings(epochs=30, min_steps=1000))
+    assert (big.batch, big.epochs, big.total) == (256, 30, 94 * 30)  # 2,820 steps: the floor does not bind
+    one_shot = schedule_for(10, 256, TrainSettings(epochs=30, min_steps=1000))
+    assert (one_shot.batch, one_shot.epochs, one_shot.total) == (10, 1000, 1000)
