@@ -211,12 +211,28 @@ def test_a_cache_and_runs_store_of_the_previous_release_open_and_resume_with_the
     assert len(changed) == 1 and changed[0]["config"]["settings"]["lr_grid"]  # other training, other run id
 
 
+# Columns the report gained after release 0.1.0 (issue 16): the bootstrap interval over the
+# evaluated images and the batch the runs trained with. Every column the release wrote is still
+# written with the same values, except the seed intervals, now cut to a metric's range [0, 1].
+ADDED_COLUMNS = {"summary.csv": ["accuracy_boot95_low", "accuracy_boot95_high", "macro_f1_boot95_low",
+                                 "macro_f1_boot95_high", "batch_size"]}
+
+
 def test_the_report_of_the_previous_releases_runs_is_unchanged(release, tmp_path):
     report = samembed.write_report(release / "runs", tmp_path / "report")
     written = sorted(p.name for p in report.files if p.suffix == ".csv")
     assert written == sorted(p.name for p in (release / "report").glob("*.csv"))
     for name in written:
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "report" / name), pd.read_csv(release / "report" / name))
+        now, then = pd.read_csv(tmp_path / "report" / name), pd.read_csv(release / "report" / name)
+        assert list(now.columns) == list(then.columns) + ADDED_COLUMNS.get(name, [])
+        for column in then.columns:
+            if "_ci95_" in column:
+                then[column] = then[column].clip(0.0, 1.0)
+        pd.testing.assert_frame_equal(now[list(then.columns)], then)
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert (summary["accuracy_boot95_low"] <= summary["accuracy_mean"]).all()
+    assert (summary["accuracy_mean"] <= summary["accuracy_boot95_high"]).all()
+    assert summary["batch_size"].isna().all()  # release 0.1.0's records do not say which batch was used
 
 
 # ------------------------------------------------------------------------------- a study file
