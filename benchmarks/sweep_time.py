@@ -12,7 +12,8 @@ in the same run (a 2048-cube matmul, best of several, before and after the sweep
 
 - linear, mlp: every training row of every epoch trained (forward, and the weight gradients:
   4DC flops a row for linear, 4DH + 6HC for the MLP; the input needs no gradient), every
-  validation pass the curves record and the final prediction (2DC, 2DH + 2HC a row);
+  validation pass the curves record and the final prediction (2DC, 2DH + 2HC a row); for linear,
+  also each learning-rate candidate trained on 80 % of the training set and scored on the rest;
 - knn: one N x N Gram matrix of the normalised vectors (2N^2 D flops), which holds every
   similarity any run needs;
 - logreg: each L-BFGS iteration of every fit (held-out fits and refit) evaluates the loss and its
@@ -70,6 +71,12 @@ def torch_head_flops(records: list[dict], head: str) -> float:
         evaluated = split["n_test"] or split["n_val"]
         total += epochs * split["n_train"] * train + len(curves["val_loss"]) * split["n_val"] * forward
         total += evaluated * forward
+        info = r.get("head_info") or {}
+        if info.get("held_out_steps"):  # lr chosen on a held-out 20 %: each candidate trained on the other 80 %
+            fit = split["n_train"] - round(0.2 * split["n_train"])
+            batch = min(r["config"]["settings"]["batch_size"], fit)
+            rows = info["held_out_steps"] / -(-fit // batch) * fit  # epochs x rows
+            total += len(info["held_out_accuracy"]) * (rows * train + (split["n_train"] - fit) * forward)
     return total
 
 
