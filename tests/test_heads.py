@@ -231,3 +231,20 @@ def test_the_step_floor_trains_small_sets_more_epochs_and_leaves_large_ones_alon
     assert (big.batch, big.epochs, big.total) == (256, 30, 94 * 30)  # 2,820 steps: the floor does not bind
     one_shot = schedule_for(10, 256, TrainSettings(epochs=30, min_steps=1000))
     assert (one_shot.batch, one_shot.epochs, one_shot.total) == (10, 1000, 1000)
+
+
+def test_a_sweep_says_how_long_a_slow_head_will_take_after_its_first_steps(embedding_cache, tmp_path, monkeypatch):
+    """The estimate is the time per step of the first run times the steps of every run of the
+    head left in the sweep (here 2 runs of 150 training images, batches of 18 (release 0.1.0's
+    rule without a step floor): 9 steps an epoch, 135 a run); said once."""
+    import samembed.experiments.base as base
+    from samembed.errors import SamembedWarning
+
+    monkeypatch.setattr(base, "PACE_SECONDS", 0.0)
+    monkeypatch.setattr(base, "PACE_WARN_SECONDS", 0.0)  # any sweep counts as slow here
+    with pytest.warns(SamembedWarning) as caught:
+        sweep("eurosat", heads=["sam-conv"], splits=[0.25], seeds=2, batch_size=256, cache_dir=embedding_cache,
+              runs_dir=tmp_path / "runs", progress=False, device="cpu", epochs=15)
+    said = [str(w.message) for w in caught if "will take about" in str(w.message)]
+    assert len(said) == 1 and "sam-conv trains at" in said[0] and "(135 steps: about" in said[0]
+    assert "estimated from its first 3 steps; grid heads at this scale are a GPU job" in said[0]

@@ -10,7 +10,8 @@ import torch
 from ..experiments.base import RunData
 from ..experiments.kinds import HeadKind, Outcome, TrainSettings, register_kind
 from ..heads.selection import accuracy, hold_out, pick_best
-from .training import train_candidates, train_grid, train_stacked
+from ..experiments.optim import schedule_for
+from .training import batch_for, train_candidates, train_grid, train_stacked
 
 RAW_INPUT_SIZE = 64  # the from-scratch baselines see the images at EuroSAT's own size
 
@@ -91,6 +92,10 @@ class Grid(HeadKind):
 
     def source(self, experiment):
         return experiment.grid()
+
+    def steps(self, experiment, plan):
+        n = len(experiment.split(plan.split, plan.seed).train)
+        return schedule_for(n, batch_for(n, plan.settings), plan.settings).total
 
     def fit(self, experiment, plans):
         (plan,) = plans

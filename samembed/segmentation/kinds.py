@@ -8,6 +8,7 @@ import time
 import torch
 
 from ..experiments.kinds import HeadKind, Outcome, TrainSettings, register_kind
+from ..experiments.optim import schedule_for
 from .training import predict_logits, train_segmenter
 
 
@@ -37,6 +38,10 @@ class Decoder(HeadKind):
 
     def source(self, experiment):
         return experiment.grid()
+
+    def steps(self, experiment, plan):
+        n = len(experiment.split(plan.split, plan.seed).train)
+        return schedule_for(n, plan.settings.batch_size, plan.settings).total
 
     def model(self, experiment, head):
         return head.factory(tuple(experiment.grid().array.shape[1:]),
