@@ -248,3 +248,24 @@ def test_a_sweep_says_how_long_a_slow_head_will_take_after_its_first_steps(embed
     said = [str(w.message) for w in caught if "will take about" in str(w.message)]
     assert len(said) == 1 and "sam-conv trains at" in said[0] and "(135 steps: about" in said[0]
     assert "estimated from its first 3 steps; grid heads at this scale are a GPU job" in said[0]
+
+
+def test_training_threads_follow_the_idle_cores(monkeypatch):
+    """A core counts when at least 3/4 of it is idle; never fewer than 1 or more than torch's own
+    number; SAMEMBED_THREADS sets it. cpu_threads leaves torch as it found it."""
+    import samembed.threads as threads
+
+    monkeypatch.delenv("SAMEMBED_THREADS", raising=False)
+    for idle, expected in ((0.0, 1), (0.3, 1), (1.5, 1), (1.8, 2), (2.0, 2), (7.0, 2)):
+        monkeypatch.setattr(threads, "idle_cores", lambda idle=idle: idle)
+        assert threads.training_threads(2) == expected, idle
+    monkeypatch.setenv("SAMEMBED_THREADS", "3")
+    assert threads.training_threads(2) == 3
+    monkeypatch.delenv("SAMEMBED_THREADS")
+    monkeypatch.setattr(threads, "idle_cores", lambda: 0.0)
+    before = torch.get_num_threads()
+    with threads.cpu_threads(torch.device("cpu")) as n:
+        assert n == 1 == torch.get_num_threads()
+    assert torch.get_num_threads() == before
+    with threads.cpu_threads(torch.device("meta")) as n:
+        assert n is None
