@@ -119,7 +119,8 @@ def _encode(
 
             for batch in loader:
                 if plan.resize_on_device:
-                    images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6])
+                    images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6],
+                                                    round=spec.geometry.pixels == "uint8")
                     batch = (batch[0], images, *batch[2:6], data)
                 try:
                     flight = _launch(model, batch, device, dtype, plan.grid, skip_bad, host)

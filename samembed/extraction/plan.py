@@ -14,6 +14,7 @@ from ..cache.layout import default_shard_images
 from ..cache.signature import make_signature
 from ..cache.store import group_name, open_group_for_writing, store_path, stored_signature
 from ..datasets import DatasetIndex, load_dataset
+from ..datasets.bands import BandStack, band_stack
 from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sample_images, stretch_from_signature,
                                   with_percentile_statistics)
 from ..datasets.inputs import InputReader
@@ -23,6 +24,7 @@ from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 
 ON_DEVICE_RESIZE = "on the device: torch bilinear (antialiased), rounded to 0-255"
+ON_DEVICE_RESIZE_FLOAT = "on the device: torch bilinear (antialiased), float32, not rounded"
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,12 @@ class ExtractionPlan:
     signature: dict
     attrs: dict = field(default_factory=dict)
     cache_dir: Path = DEFAULT_CACHE_DIR
-    composite: Composite | None = None  # bands and stretch of rasters (docs/rasters.md)
+    composite: Composite | BandStack | None = None  # rasters: bands and stretch, or bands as stored (docs/rasters.md)
 
     @property
     def group_name(self) -> str:
-        """``<encoder key>@<input size>``, and ``+<composite>`` for a composite of rasters, so that
-        several composites of one dataset sit side by side."""
+        """``<encoder key>@<input size>``, and ``+<composite>`` for a composite of rasters (or
+        ``+<bands>`` for an encoder's stack of bands), so that several sit side by side."""
         name = group_name(self.spec.key, self.spec.img_size)
         return name + (f"+{self.composite.key()}" if self.composite is not None else "")
 
@@ -80,7 +82,9 @@ def plan_extraction(
     for segmentation (decoders need SAM's full image embedding). ``resize_on_device`` defaults to
     on CUDA, for encoders with the SAM-style resize. ``bands`` and ``stretch`` make the composite of
     multi-band or non-8-bit rasters (:mod:`samembed.datasets.composite`); percentile statistics are
-    computed once, then read back from the cache group. ``dataset_options`` go to the dataset's
+    computed once, then read back from the cache group. An encoder that takes bands of reflectance
+    (``spec.input_bands``: Prithvi) gets them as stored through a declared mapping
+    (:func:`~samembed.datasets.bands.band_stack`; ``bands`` overrides it, ``stretch`` is refused). ``dataset_options`` go to the dataset's
     loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``)."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
@@ -92,11 +96,18 @@ def plan_extraction(
     mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
-    composite = _composite(index, bands, stretch, spec, Path(cache_dir))
+    if spec.input_bands is not None:
+        if stretch is not None:
+            raise UsageError(f"{spec.name} takes reflectance as stored and normalises it itself; drop --stretch")
+        composite = band_stack(spec.input_bands, index.bands, bands, spec.name, index.name)
+    else:
+        composite = _composite(index, bands, stretch, spec, Path(cache_dir))
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
     if on_device:
-        signature["resize"] = ON_DEVICE_RESIZE
-    if composite is not None:
+        signature["resize"] = ON_DEVICE_RESIZE if spec.geometry.pixels == "uint8" else ON_DEVICE_RESIZE_FLOAT
+    if isinstance(composite, BandStack):
+        signature["bands"] = composite.signature()
+    elif composite is not None:
         signature["composite"] = composite.signature()
     attrs = {"data_root": str(Path(index.root).resolve())}
     if index.options:

@@ -52,10 +52,13 @@ class CachePredictor:
     def __init__(self, group: CacheGroup, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"):
         signature = group.signature
         encoder = signature.get("encoder", {})
+        if encoder.get("encoder") == "sam2":
+            raise UsageError(f"{group.name} is a SAM 2 cache, and SAM 2's mask decoder also reads two higher-resolution "
+                             "feature maps that the cache does not store; prompt a SAM cache (--encoder sam) instead")
         if encoder.get("encoder") != "sam":
             raise UsageError(f"{group.name} was extracted with {encoder.get('encoder')}; prompts need SAM's image "
                              "embedding (extract with --encoder sam)")
-        geometry = Geometry(int(encoder["img_size"]), int(encoder.get("arch", {}).get("patch_size", 16)))
+        geometry = Geometry.from_signature(encoder)
         if int(signature["grid"]) != geometry.map_size:
             raise UsageError(f"{group.store.name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
