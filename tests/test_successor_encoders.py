@@ -311,3 +311,51 @@ def test_sam_hq_and_medsam_layouts_load_through_the_sam_loader(rgb_data, tiny_ch
     from samembed.encoders.sam_prompt import load_prompt_modules
     with pytest.raises(CheckpointError, match="SAM-HQ's mask decoder"):
         load_prompt_modules(tmp_path / "sam_hq_vit_tiny.pth", 4, 64)
+
+
+# -- side by side ---------------------------------------------------------------------------------
+
+def test_successors_sit_beside_sam_in_info_and_the_report(tmp_path):
+    """SAM, SAM 2, DINOv3 on EuroSAT RGB and SAM (an s2-rgb composite) and Prithvi on EuroSAT-MS,
+    from the command line with tiny random checkpoints: one cache, one runs store, one report, the
+    same splits for every encoder of a dataset."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from samembed.cli import app
+    from samembed.report import write_report
+
+    rgb = make_synthetic_dataset(tmp_path / "rgb", images_per_class=4, jitter=20)
+    ms = make_synthetic_rasters(tmp_path / "ms", images_per_class=4)
+    sam = samembed.write_tiny_checkpoint(tmp_path / "sam.pth")
+    sam2 = write_tiny_sam2_checkpoint(tmp_path / "sam2.pt")
+    dino = write_dinov3_checkpoint(tmp_path / "dinov3.pth")
+    prithvi = write_prithvi_checkpoint(tmp_path / "prithvi.pt")
+    cache, runs = tmp_path / "cache", tmp_path / "runs"
+    common = ["--cache-dir", str(cache), "--quiet", "--workers", "0"]
+    runner = CliRunner()
+    for args in (["eurosat", "--data-dir", str(rgb), "--checkpoint", str(sam), "--img-size", "64"],
+                 ["eurosat", "--data-dir", str(rgb), "--encoder", "sam2", "--checkpoint", str(sam2), "--img-size", "64"],
+                 ["eurosat", "--data-dir", str(rgb), "--encoder", "dinov3", "--checkpoint", str(dino), "--img-size", "32"],
+                 ["eurosat-ms", "--data-dir", str(ms), "--checkpoint", str(sam), "--img-size", "64", "--bands", "s2-rgb",
+                  "--stretch", "fixed:0,3000"],
+                 ["eurosat-ms", "--data-dir", str(ms), "--encoder", "prithvi", "--checkpoint", str(prithvi),
+                  "--img-size", "32"]):
+        result = runner.invoke(app, ["extract", *args, *common])
+        assert result.exit_code == 0, result.output
+    info = runner.invoke(app, ["info", "--cache-dir", str(cache)]).output
+    for name in ("encoder sam ", "encoder sam2 samembed-tiny", "encoder dinov3 vits16", "encoder prithvi custom"):
+        assert name in info
+    groups = samembed.list_groups(cache)
+    assert len(groups) == 5
+    for g in groups:
+        samembed.sweep(g.dataset, encoder=g.name, heads=["logreg"], splits=[0.5], seeds=2, cache_dir=cache,
+                       runs_dir=runs, device="cpu", progress=False)
+    write_report(runs, tmp_path / "report")
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert set(summary["encoder"]) == {g.name for g in groups}
+    records = samembed.experiments.records.RunsStore(runs).records()
+    splits: dict = {}
+    for r in records:
+        splits.setdefault((r["cache"]["dataset"], r["split"]["seed"]), set()).add(r["split"]["indices_hash"])
+    assert len(splits) == 4 and all(len(hashes) == 1 for hashes in splits.values())  # the same splits per dataset
