@@ -10,11 +10,13 @@ import torch
 import torch.nn.functional as F
 
 import samembed
-from samembed.datasets import make_synthetic_dataset, make_synthetic_rasters
+from samembed.datasets import make_synthetic_dataset, make_synthetic_rasters, make_synthetic_roads
 from samembed.encoders.official_layouts import (dinov3_official_state_dict, prithvi_state_dict,
                                                 write_dinov3_checkpoint, write_prithvi_checkpoint)
 from samembed.encoders.sam2 import write_tiny_sam2_checkpoint
-from samembed.errors import CheckpointError, MissingExtraError, UsageError
+from samembed.errors import CheckpointError, MissingExtraError, SignatureMismatchError, UsageError
+from samembed.prompting.predictor import CachePredictor
+from samembed.prompting.prompts import Prompt
 
 
 @pytest.fixture(scope="module")
@@ -94,10 +96,118 @@ def test_sam2_extracts_and_refuses_prompts_in_one_line(rgb_data, sam2_ckpt, tmp_
     assert g.group["grid"].shape == (20, 256, 8, 8) and g.group["neck"].shape == (20, 256)
     sig = g.signature["encoder"]
     assert sig["geometry"]["resize"] == "square" and sig["arch"]["release"] == "2.1" and "sam2_version" in sig
-    assert (g.read("valid_hw") == 128).all()
-    with pytest.raises(UsageError, match="SAM 2 cache.*higher-resolution"):
+    assert (g.read("valid_hw") == 128).all() and "prompt_maps" not in g.signature and "high_res_s4" not in g.arrays
+    with pytest.raises(UsageError, match="SAM 2 cache made without --prompt-features") as err:
         samembed.prompt("eurosat", encoder=result.group, image=str(g.read("image_ids")[0]), points=["3,3"],
                         cache_dir=tmp_path)
+    assert "\n" not in str(err.value) and "extract again with --prompt-features" in str(err.value)
+    # The prompt features are another layout: the same group is refused, naming the key, until --overwrite.
+    with pytest.raises(SignatureMismatchError, match="prompt_maps"):
+        samembed.extract("eurosat", data_dir=rgb_data, encoder="sam2", checkpoint=sam2_ckpt, img_size=128,
+                         prompt_features=True, cache_dir=tmp_path, progress=False, workers=0)
+    with pytest.raises(UsageError, match="--prompt-features stores the whole feature map \\(8 x 8\\); drop --grid 4"):
+        samembed.extract("eurosat", data_dir=rgb_data, encoder="sam2", checkpoint=sam2_ckpt, img_size=128, grid=4,
+                         prompt_features=True, cache_dir=tmp_path, progress=False, workers=0)
+    again = samembed.extract("eurosat", data_dir=rgb_data, encoder="sam2", checkpoint=sam2_ckpt, img_size=128,
+                             prompt_features=True, overwrite=True, cache_dir=tmp_path, progress=False, workers=0)
+    g = samembed.open_cache(tmp_path, "eurosat", again.group)
+    assert g.group["grid"].shape == (20, 256, 8, 8)  # the whole map
+    assert g.group["high_res_s4"].shape == (20, 32, 32, 32) and g.group["high_res_s8"].shape == (20, 64, 16, 16)
+    assert g.group["high_res_s4"].dtype == np.float16
+    assert g.signature["prompt_maps"]["high_res_s8"] == {"channels": 64, "side": 16, "dtype": "float16"}
+    # ... and resuming keeps that layout: a run without the option is refused too
+    with pytest.raises(SignatureMismatchError, match="prompt_maps"):
+        samembed.extract("eurosat", data_dir=rgb_data, encoder="sam2", checkpoint=sam2_ckpt, img_size=128,
+                         cache_dir=tmp_path, progress=False, workers=0)
+
+
+def test_prompt_features_of_sam_are_its_whole_map_alone(rgb_data, tiny_checkpoint, tmp_path):
+    """SAM's decoder reads only the image embedding: --prompt-features keeps the whole map (the
+    default grid becomes it) and stores nothing else, so the signature is that of --grid G."""
+    kwargs = dict(data_dir=rgb_data, checkpoint=tiny_checkpoint, img_size=128, progress=False, workers=0)
+    ours = samembed.extract("eurosat", prompt_features=True, cache_dir=tmp_path / "a", **kwargs)
+    plain = samembed.extract("eurosat", grid=8, cache_dir=tmp_path / "b", **kwargs)
+    a, b = (samembed.open_cache(tmp_path / d, "eurosat", r.group) for d, r in (("a", ours), ("b", plain)))
+    assert a.group["grid"].shape[2:] == (8, 8) and set(a.arrays) == set(b.arrays)
+    assert a.signature == b.signature and np.array_equal(a.read("grid"), b.read("grid"))
+
+
+PROMPTS = [
+    Prompt(((30.0, 20.0),), (1,)),  # a point
+    Prompt(((30.0, 20.0), (5.0, 30.0)), (1, 0)),  # a positive and a negative point
+    Prompt(box=(10.0, 5.0, 40.0, 30.0)),  # a box
+    Prompt(((30.0, 20.0),), (1,), (10.0, 5.0, 40.0, 30.0)),  # both
+]
+
+
+@pytest.fixture(scope="module")
+def sam2_roads(tmp_path_factory, sam2_ckpt):
+    """Generated roads of non-square sizes in a SAM 2 cache with its prompt features, at 256."""
+    tmp = tmp_path_factory.mktemp("sam2-prompt")
+    data = make_synthetic_roads(tmp / "data", layout="seg-folder", counts=(3, 0, 0), size=72, seed=3)
+    samembed.extract("seg-folder", data_dir=data, encoder="sam2", checkpoint=sam2_ckpt, img_size=256,
+                     prompt_features=True, workers=0, progress=False, cache_dir=tmp / "cache")
+    return tmp, data
+
+
+def test_sam2_masks_from_the_cache_equal_sam2_image_predictors(sam2_roads, sam2_ckpt):
+    """SAM 2's own prompt encoder and mask decoder on the cache: on the predictor's float32 features
+    the same logits and IoUs as ``SAM2ImagePredictor.predict`` for points, boxes, both, multimask on
+    and off; from the cache (float16, stretched images of other aspects) the same masks at the
+    original size up to float16 rounding."""
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+    from sam2.utils.transforms import SAM2Transforms
+
+    tmp, data = sam2_roads
+    predictor = CachePredictor(samembed.open_cache(tmp / "cache", "seg-folder"))
+    reference = SAM2ImagePredictor(samembed.create_encoder("sam2", checkpoint=sam2_ckpt, img_size=256).build_sam2())
+    reference._transforms = SAM2Transforms(256, 0.0)  # the predictor's own transform, at this input size
+    reference._bb_feat_sizes = [(64, 64), (32, 32), (16, 16)]
+    index = samembed.datasets.load_dataset("seg-folder", data)
+    for i in range(len(index)):
+        rgb = samembed.datasets.read_rgb(index.path(i))
+        assert rgb.shape[0] != rgb.shape[1]  # stretched differently along each axis
+        reference.set_image(rgb)
+        features = reference._features
+        for multimask in (True, False):
+            ours, ours_iou = predictor.logits(i, PROMPTS, multimask, embedding=features["image_embed"],
+                                              high_res=features["high_res_feats"])
+            answers = predictor.predict(i, PROMPTS, multimask)
+            for p, prompt_ in enumerate(PROMPTS):
+                points = np.array(prompt_.points) if prompt_.points else None
+                labels = np.array(prompt_.labels) if prompt_.points else None
+                box = np.array(prompt_.box) if prompt_.box else None
+                masks, iou, low_res = reference.predict(points, labels, box, multimask_output=multimask)
+                assert ours.shape[1] == len(iou) == (3 if multimask else 1)
+                torch.testing.assert_close(ours[p].clamp(-32, 32), torch.from_numpy(low_res), rtol=1e-5, atol=1e-5)
+                torch.testing.assert_close(ours_iou[p], torch.from_numpy(iou), rtol=1e-5, atol=1e-5)
+                best = int(np.argmax(iou))
+                assert answers[p].mask.shape == masks[best].shape == rgb.shape[:2]
+                assert (answers[p].mask == masks[best]).mean() > 0.995
+                assert answers[p].score == pytest.approx(float(iou[best]), abs=2e-2)
+
+
+def test_zero_shot_heads_run_on_a_sam2_cache(tmp_path, sam2_ckpt):
+    data = make_synthetic_roads(tmp_path / "data", counts=(4, 2, 3), size=64)
+    samembed.extract("road", data_dir=data, encoder="sam2", checkpoint=sam2_ckpt, img_size=128, prompt_features=True,
+                     workers=0, progress=False, cache_dir=tmp_path / "cache")
+    records = samembed.sweep("road", heads=["sam-box", "sam-1point"], splits=["standard"], cache_dir=tmp_path / "cache",
+                             runs_dir=tmp_path / "runs", progress=False)
+    assert {r["config"]["head"] for r in records} == {"sam-box", "sam-1point"}
+    group = samembed.open_cache(tmp_path / "cache", "road")
+    predictor = CachePredictor(group)
+    index = samembed.datasets.load_dataset("road", data)
+    for record in records:
+        m = record["metrics"]
+        assert record["cache"]["group"].startswith("sam2.1-") and len(m["per_image"]) == 3 and 0 <= m["micro_dice"] <= 1
+        for row in m["per_image"]:  # each image's prediction is the union of SAM 2's answers to its prompts
+            i = index.image_ids.index(row["image_id"])
+            prompts = [Prompt(tuple(map(tuple, p["points"])), tuple(p["labels"]), tuple(p["box"]) if p["box"] else None)
+                       for p in row.get("prompts", [])]
+            union = np.zeros(index.mask(i).shape, bool)
+            for answer in predictor.predict(i, prompts) if prompts else []:
+                union |= answer.mask
+            assert row["tp"] == int((union & index.mask(i)).sum())
 
 
 def test_sam2_official_models_checkpoints_and_missing_extra(sam2_ckpt, tmp_path, monkeypatch):
@@ -335,7 +445,8 @@ def test_successors_sit_beside_sam_in_info_and_the_report(tmp_path):
     common = ["--cache-dir", str(cache), "--quiet", "--workers", "0"]
     runner = CliRunner()
     for args in (["eurosat", "--data-dir", str(rgb), "--checkpoint", str(sam), "--img-size", "64"],
-                 ["eurosat", "--data-dir", str(rgb), "--encoder", "sam2", "--checkpoint", str(sam2), "--img-size", "64"],
+                 ["eurosat", "--data-dir", str(rgb), "--encoder", "sam2", "--checkpoint", str(sam2), "--img-size", "64",
+                  "--prompt-features"],
                  ["eurosat", "--data-dir", str(rgb), "--encoder", "dinov3", "--checkpoint", str(dino), "--img-size", "32"],
                  ["eurosat-ms", "--data-dir", str(ms), "--checkpoint", str(sam), "--img-size", "64", "--bands", "s2-rgb",
                   "--stretch", "fixed:0,3000"],
@@ -348,6 +459,16 @@ def test_successors_sit_beside_sam_in_info_and_the_report(tmp_path):
         assert name in info
     groups = samembed.list_groups(cache)
     assert len(groups) == 5
+    sam2_group = next(g for g in groups if g.name.startswith("sam2.1-"))
+    assert "high_res_s4" in sam2_group.arrays  # --prompt-features: SAM 2's own decoder answers prompts
+    answer = runner.invoke(app, ["prompt", "--dataset", "eurosat", "--encoder", sam2_group.name, "--image",
+                                 str(sam2_group.read("image_ids")[0]), "--point", "20,30", "--cache-dir", str(cache),
+                                 "--out", str(tmp_path / "masks")])
+    assert answer.exit_code == 0 and "predicted IoU" in answer.output, answer.output
+    refused = runner.invoke(app, ["extract", "eurosat", "--data-dir", str(rgb), "--encoder", "dinov3", "--checkpoint",
+                                  str(dino), "--img-size", "32", "--prompt-features", *common])
+    assert refused.exit_code != 0 and refused.output.strip().splitlines() == [
+        "error: --prompt-features is for encoders whose prompt decoder samembed runs (sam, sam2), not dinov3; drop it"]
     for g in groups:
         samembed.sweep(g.dataset, encoder=g.name, heads=["logreg"], splits=[0.5], seeds=2, cache_dir=cache,
                        runs_dir=runs, device="cpu", progress=False)

@@ -35,6 +35,7 @@ def extract_command(
     stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
     chip_size: Optional[int] = typer.Option(None, "--chip-size", help="scene: chip side in pixels (default 512)."),
     chip_overlap: Optional[int] = typer.Option(None, "--chip-overlap", help="scene: pixels shared by neighbouring chips (default 0)."),
+    prompt_features: bool = typer.Option(False, "--prompt-features", help="Store what the encoder's own mask decoder reads to answer prompts (samembed prompt, zero-shot heads): the whole map and, for sam2, its two higher-resolution maps (4 x the cache; docs/prompts.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run the frozen encoder once over every image and store the embeddings in the cache.
@@ -49,7 +50,7 @@ def extract_command(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
-        chip_size=chip_size, chip_overlap=chip_overlap,
+        chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
     )
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:

@@ -34,6 +34,13 @@ class EncoderSpec(ABC):
     # raster's bands by a declared mapping; None: an 8-bit colour image (or a composite of bands).
     input_bands: tuple[str, ...] | None = None
 
+    def prompt_maps(self) -> dict[str, tuple[int, int]] | None:
+        """The maps, besides the whole feature map, that the encoder's own mask decoder reads to
+        answer prompts: name -> (channels, stride in pixels of the input square), stored with
+        ``--prompt-features`` (SAM 2: two higher-resolution maps; SAM: none, ``{}``). ``None``:
+        samembed answers no prompts with this encoder."""
+        return None
+
     @property
     def img_size(self) -> int:
         """Side of the square network input, pixels."""

@@ -12,9 +12,12 @@ tensors that 2.1 added).
 Cached: SAM 2's image embedding, the 256-channel map at stride 16 (64 x 64 at 1024) with the
 "no memory" embedding added, exactly what ``SAM2ImagePredictor.set_image`` hands the mask
 decoder, as the map; its average (``neck``, 256) and the average of Hiera's last stage (``trunk``,
-stride 32; 768 for tiny and small, 896 base+, 1152 large) as pooled vectors. The FPN's two
-higher-resolution levels (stride 4 and 8), which SAM 2's mask decoder also reads, are not stored
-(3 x the size of the map), so prompts on a SAM 2 cache are refused (docs/prompts.md).
+stride 32; 768 for tiny and small, 896 base+, 1152 large) as pooled vectors. With
+``--prompt-features`` (:meth:`Sam2EncoderSpec.prompt_maps`) also the FPN's two higher-resolution
+levels after the mask decoder's projections (``conv_s0``: 32 channels at stride 4, ``conv_s1``: 64
+at stride 8; 3 x the size of the map), which SAM 2's mask decoder reads beside the image
+embedding, so that prompts run SAM 2's own prompt encoder and mask decoder on the cache
+(:func:`load_prompt_modules`, docs/prompts.md).
 
 Preprocessing is SAM 2's: the image is stretched to ``img_size`` x ``img_size`` (aspect not kept:
 the geometry says so, and maps points, boxes and masks accordingly), bilinear with antialiasing in
@@ -149,11 +152,18 @@ def build_model(arch: Sam2Arch, img_size: int) -> nn.Module:
                       hydra_overrides_extra=[f"++model.image_size={img_size}", *arch.shape.overrides(arch.pos_embed_hw)])
 
 
+#: The maps SAM 2's mask decoder reads besides the image embedding (``high_res_features``), as
+#: ``SAM2Base.forward_image`` makes them: FPN level 0 through ``conv_s0``, level 1 through ``conv_s1``.
+PROMPT_MAPS = {"high_res_s4": ("conv_s0", 4), "high_res_s8": ("conv_s1", 8)}
+
+
 class Sam2ImageEncoder(nn.Module):
     """(B, 3, S, S) float32 0-255 canvases (stretched, no padding) + valid_hw (B, 2) ->
-    ({"neck": (B, 256), "trunk": (B, 8E)}, image embedding (B, 256, S/16, S/16))."""
+    ({"neck": (B, 256), "trunk": (B, 8E)}, image embedding (B, 256, S/16, S/16)); with
+    ``prompt_maps`` a third item, the decoder's high-resolution maps {"high_res_s4": (B, 32, S/4,
+    S/4), "high_res_s8": (B, 64, S/8, S/8)} (:data:`PROMPT_MAPS`)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, prompt_maps: bool = False):
         super().__init__()
         self.trunk = model.image_encoder.trunk
         self.neck = model.image_encoder.neck
@@ -161,6 +171,13 @@ class Sam2ImageEncoder(nn.Module):
         self.add_no_mem = bool(model.directly_add_no_mem_embed)
         self.no_mem_embed = model.no_mem_embed  # (1, 1, 256)
         self.normalise = PixelNormalise()
+        self.projections = None
+        if prompt_maps:
+            if not model.use_high_res_features_in_sam:
+                raise CheckpointError("this SAM 2 model's mask decoder reads no high-resolution features; extract "
+                                      "without --prompt-features")
+            self.projections = nn.ModuleDict({name: getattr(model.sam_mask_decoder, conv)
+                                              for name, (conv, _) in PROMPT_MAPS.items()})
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor, data: torch.Tensor | None = None):
         size = images.shape[-1]
@@ -175,7 +192,9 @@ class Sam2ImageEncoder(nn.Module):
         pooled = {"neck": masked_mean(embedding.float(), token_mask(valid_hw, embedding.shape[-1],
                                                                     size // embedding.shape[-1], data)),
                   "trunk": masked_mean(last.float(), token_mask(valid_hw, last.shape[-1], size // last.shape[-1], data))}
-        return pooled, embedding
+        if self.projections is None:
+            return pooled, embedding
+        return pooled, embedding, {name: self.projections[name](levels[i]) for i, name in enumerate(PROMPT_MAPS)}
 
 
 class Sam2EncoderSpec(EncoderSpec):
@@ -184,7 +203,11 @@ class Sam2EncoderSpec(EncoderSpec):
     def __init__(self, checkpoint: Path, img_size: int | None, requested_model: str | None = None):
         require_sam2()
         self.checkpoint = checkpoint
-        self.arch = infer_arch(load_state_dict(checkpoint), str(checkpoint))
+        sd = load_state_dict(checkpoint)
+        self.arch = infer_arch(sd, str(checkpoint))
+        # The decoder's projections of the high-resolution levels (absent where the model does not use them)
+        self._projections = {name: int(sd[f"sam_mask_decoder.{conv}.weight"].shape[0])
+                             for name, (conv, _) in PROMPT_MAPS.items() if f"sam_mask_decoder.{conv}.weight" in sd}
         if requested_model and requested_model != self.arch.variant:
             raise UsageError(f"--model {requested_model} was given but {checkpoint} holds a {self.arch.variant}; drop "
                              "--model or fix it")
@@ -208,6 +231,11 @@ class Sam2EncoderSpec(EncoderSpec):
                 "arch": self.arch.to_dict(), "sam2_version": package,
                 "map": "image embedding: FPN level at stride 16 + no_mem_embed (SAM2ImagePredictor's image_embed)"}
 
+    def prompt_maps(self) -> dict[str, tuple[int, int]]:
+        """SAM 2's mask decoder also reads two higher-resolution maps: name -> (channels, stride);
+        32 channels at stride 4 and 64 at stride 8 in every published model."""
+        return {name: (channels, PROMPT_MAPS[name][1]) for name, channels in self._projections.items()}
+
     def build_sam2(self) -> nn.Module:
         """The package's ``SAM2Base`` with the checkpoint's weights, in eval mode on the CPU."""
         model = build_model(self.arch, self.img_size)
@@ -218,10 +246,22 @@ class Sam2EncoderSpec(EncoderSpec):
                                   f"{missing[:2]}, unexpected {unexpected[:2]}); pass an official SAM 2 checkpoint")
         return model.eval()
 
-    def build(self, device: torch.device) -> Sam2ImageEncoder:
-        model = Sam2ImageEncoder(self.build_sam2()).to(device).eval()
+    def build(self, device: torch.device, prompt_maps: bool = False) -> Sam2ImageEncoder:
+        """The frozen image encoder; with ``prompt_maps`` its forward also returns the maps of
+        :meth:`prompt_maps`."""
+        model = Sam2ImageEncoder(self.build_sam2(), prompt_maps).to(device).eval()
         model.requires_grad_(False)
         return model
+
+    def build_prompt_modules(self, device: torch.device = torch.device("cpu")) -> tuple[nn.Module, nn.Module]:
+        """SAM 2's own ``PromptEncoder`` and ``MaskDecoder`` (``sam_prompt_encoder``,
+        ``sam_mask_decoder``) with the checkpoint's weights, built by the sam2 package for this
+        input size, frozen, in eval mode on ``device``."""
+        model = self.build_sam2()
+        modules = model.sam_prompt_encoder, model.sam_mask_decoder
+        for module in modules:
+            module.to(device).eval().requires_grad_(False)
+        return modules
 
 
 def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:

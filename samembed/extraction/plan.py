@@ -44,6 +44,9 @@ class ExtractionPlan:
     attrs: dict = field(default_factory=dict)
     cache_dir: Path = DEFAULT_CACHE_DIR
     composite: Composite | BandStack | None = None  # rasters: bands and stretch, or bands as stored (docs/rasters.md)
+    # --prompt-features: maps besides the whole map that the encoder's own mask decoder reads,
+    # name -> (channels, side) (SAM 2's two high-resolution maps; empty for SAM, and without the option)
+    prompt_maps: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def group_name(self) -> str:
@@ -67,6 +70,7 @@ class ExtractionPlan:
             map_channels=spec.map_channels, grid=self.grid, shard_images=self.shard_images, mask_size=self.mask_size,
             subsets=index.subsets, attrs=self.attrs, overwrite=overwrite,
             data_share=InputReader(index, self.composite).may_lack_data, chips=index.chips,
+            prompt_maps=self.prompt_maps,
         )
 
 
@@ -75,7 +79,7 @@ def plan_extraction(
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
-    stretch: str | None = None, dataset_options: dict | None = None,
+    stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -85,12 +89,16 @@ def plan_extraction(
     computed once, then read back from the cache group. An encoder that takes bands of reflectance
     (``spec.input_bands``: Prithvi) gets them as stored through a declared mapping
     (:func:`~samembed.datasets.bands.band_stack`; ``bands`` overrides it, ``stretch`` is refused). ``dataset_options`` go to the dataset's
-    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``)."""
+    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``). ``prompt_features`` stores
+    what the encoder's own prompt decoder reads (:func:`prompt_maps`): the whole map, and for SAM 2
+    its two higher-resolution maps."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
-    grid = grid if grid is not None else (spec.map_size if segmentation else min(16, spec.map_size))
+    maps = prompt_maps(spec, grid) if prompt_features else {}
+    whole = segmentation or prompt_features
+    grid = grid if grid is not None else (spec.map_size if whole else min(16, spec.map_size))
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
     mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
@@ -105,6 +113,9 @@ def plan_extraction(
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
     if on_device:
         signature["resize"] = ON_DEVICE_RESIZE if spec.geometry.pixels == "uint8" else ON_DEVICE_RESIZE_FLOAT
+    if maps:  # other arrays stored: another signature, so a group never mixes the two layouts
+        signature["prompt_maps"] = {name: {"channels": c, "side": side, "dtype": "float16"}
+                                    for name, (c, side) in maps.items()}
     if isinstance(composite, BandStack):
         signature["bands"] = composite.signature()
     elif composite is not None:
@@ -116,9 +127,23 @@ def plan_extraction(
         attrs["checkpoint"] = str(Path(spec.checkpoint).resolve())
     return ExtractionPlan(
         index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
-        shard_images=shard_images or default_shard_images(spec.map_channels, grid), resize_on_device=on_device,
-        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite,
+        shard_images=shard_images or default_shard_images(spec.map_channels, grid, maps), resize_on_device=on_device,
+        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite, prompt_maps=maps,
     )
+
+
+def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int]]:
+    """``--prompt-features``: the maps besides the whole feature map that ``spec``'s own mask
+    decoder reads, name -> (channels, side at the input size); the whole map is stored too, so a
+    smaller ``grid`` is refused, and so is an encoder whose prompts samembed does not answer."""
+    maps = spec.prompt_maps()
+    if maps is None:
+        raise UsageError(f"--prompt-features is for encoders whose prompt decoder samembed runs (sam, sam2), not "
+                         f"{spec.name}; drop it")
+    if grid is not None and grid != spec.map_size:
+        raise UsageError(f"--prompt-features stores the whole feature map ({spec.map_size} x {spec.map_size}); drop "
+                         f"--grid {grid} or give --grid {spec.map_size}")
+    return {name: (channels, spec.img_size // stride) for name, (channels, stride) in maps.items()}
 
 
 def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec: EncoderSpec,
