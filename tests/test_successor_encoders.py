@@ -67,6 +67,27 @@ def test_sam2_embedding_is_sam2_image_predictors_on_stretched_images(sam2_ckpt):
         assert torch.allclose(pooled["neck"], reference.mean(dim=(2, 3)), atol=1e-4)
 
 
+def test_sam2_official_file_gives_the_embeddings_of_the_same_weights_in_memory(tmp_path):
+    """A whole SAM 2.1 model built in memory, saved in the official format ({"model": state dict}):
+    the encoder loaded from the file gives the same embedding, pooled vectors and prompt maps."""
+    from samembed.encoders.sam2 import TINY, Sam2Arch, Sam2ImageEncoder, build_model
+
+    torch.manual_seed(5)
+    model = build_model(Sam2Arch("samembed-tiny", TINY, (7, 7), "2.1"), 128).eval()
+    torch.save({"model": model.state_dict()}, tmp_path / "sam2.1_finetune.pt")
+    spec = samembed.create_encoder("sam2", checkpoint=tmp_path / "sam2.1_finetune.pt", img_size=128)
+    assert spec.prompt_maps() == {"high_res_s4": (32, 4), "high_res_s8": (64, 8)}
+    images = torch.rand(2, 3, 128, 128) * 255
+    valid = torch.tensor([[128, 128]] * 2)
+    with torch.inference_mode():
+        ours = spec.build(torch.device("cpu"), prompt_maps=True)(images, valid)
+        theirs = Sam2ImageEncoder(model, prompt_maps=True)(images, valid)
+    assert torch.equal(ours[1], theirs[1]) and all(torch.equal(ours[0][k], theirs[0][k]) for k in ("neck", "trunk"))
+    assert {k: tuple(v.shape) for k, v in ours[2].items()} == {"high_res_s4": (2, 32, 32, 32),
+                                                               "high_res_s8": (2, 64, 16, 16)}
+    assert all(torch.equal(ours[2][k], theirs[2][k]) for k in ours[2])
+
+
 def test_sam2_geometry_maps_points_boxes_and_masks_as_sam2_does():
     from sam2.utils.transforms import SAM2Transforms
 
