@@ -8,8 +8,10 @@ the official format, built by the sam2 package), VGG19, DINOv2 ViT-S/14 and ViT-
 ViT-S/16 and the satellite ViT-L/16, each at its own default input size (224) except SAM and SAM 2,
 whose size is ``--sam-img-size`` (their native 1024 is about 20x the cost of 224); and Prithvi-EO-2.0
 300M (ViT-L/16, 224) on the same tiles as 13-band Sentinel-2 rasters (``eurosat-ms``), beside SAM on
-their s2-rgb composite. Prints whole-extraction images per second (decode, preprocess, encode,
-write) and the cache bytes per image."""
+their s2-rgb composite; and Hiera-T again with ``--prompt-features`` (the whole map and the two
+higher-resolution maps SAM 2's mask decoder reads). Prints whole-extraction images per second
+(decode, preprocess, encode, write) and the cache bytes per image. ``--only TEXT`` keeps the rows
+whose label contains TEXT."""
 
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", default="auto")
+    p.add_argument("--only", default="", help="only the rows whose label contains this text")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -47,6 +50,8 @@ def main() -> None:
         for label, where, encoder, model, checkpoint, size, options in (
             ("SAM vit_b", rgb, "sam", None, sam, args.sam_img_size, {}),
             ("SAM 2.1 Hiera-T", rgb, "sam2", None, sam2["hiera_t"], args.sam_img_size, {}),
+            ("SAM 2.1 Hiera-T, prompt features", rgb, "sam2", None, sam2["hiera_t"], args.sam_img_size,
+             {"prompt_features": True}),
             ("SAM 2.1 Hiera-B+", rgb, "sam2", None, sam2["hiera_b+"], args.sam_img_size, {}),
             ("VGG19", rgb, "vgg19", "random", None, None, {}),
             ("DINOv2 ViT-S/14", rgb, "dinov2", "vits14-random", None, None, {}),
@@ -56,11 +61,14 @@ def main() -> None:
             ("SAM vit_b, S2 RGB", ms, "sam", None, sam, args.sam_img_size, {"bands": "s2-rgb", "stretch": "fixed:0,3000"}),
             ("Prithvi 300M, 6 S2", ms, "prithvi", "300m-random", None, None, {}),
         ):
+            if args.only not in label:
+                continue
+            cache = tmp / ("cache-prompt" if options.get("prompt_features") else "cache")  # another layout
             result = samembed.extract(where["dataset"], data_dir=where["data_dir"], encoder=encoder, model=model,
-                                      checkpoint=checkpoint, img_size=size, cache_dir=tmp / "cache", device=args.device,
+                                      checkpoint=checkpoint, img_size=size, cache_dir=cache, device=args.device,
                                       batch_size=args.batch_size, workers=args.workers, progress=False, **options)
-            group = samembed.open_cache(tmp / "cache", where["dataset"], result.group)
-            print(f"{label:20s} {result.group:48s} {result.images_per_second:8.2f} img/s   "
+            group = samembed.open_cache(cache, where["dataset"], result.group)
+            print(f"{label:33s} {result.group:48s} {result.images_per_second:8.2f} img/s   "
                   f"{group.nbytes_stored() / result.num_images / 1024:7.1f} KiB per image (grid {group.attrs['grid']})")
 
 
