@@ -57,7 +57,7 @@ class CachePredictor:
                              "embedding (extract with --encoder sam)")
         geometry = Geometry(int(encoder["img_size"]), int(encoder.get("arch", {}).get("patch_size", 16)))
         if int(signature["grid"]) != geometry.map_size:
-            raise UsageError(f"{group.store.name}/{group.name} holds the feature map pooled to {signature['grid']} x "
+            raise UsageError(f"{group.store_name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
                              f"{geometry.map_size} (a new cache group)")
         path = group.checkpoint(checkpoint)
