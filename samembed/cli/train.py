@@ -9,7 +9,7 @@ import typer
 
 from ..heads import available_heads
 from ..paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from .app import app, friendly_errors, parse_list
+from .app import CACHE_DIR_HELP, app, friendly_errors, parse_list
 
 HEADS_HELP = (f"Classification: {', '.join(available_heads('classification'))}; segmentation: "
               f"{', '.join(available_heads('segmentation'))} (docs/heads.md).")
@@ -40,7 +40,7 @@ def train_head_command(
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the head kind's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (--split standard), or a segmentation dataset if not where extraction found it."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the standard split files if missing."),
@@ -71,7 +71,7 @@ def sweep_command(
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder, if not where extraction found it (segmentation reads masks and images)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="SAM checkpoint for the sam-vit decoder, if not where extraction found it."),
