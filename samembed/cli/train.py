@@ -9,7 +9,7 @@ import typer
 
 from ..heads import available_heads
 from ..paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from .app import app, friendly_errors, parse_list
+from .app import CACHE_DIR_HELP, app, friendly_errors, parse_list
 
 MIN_STEPS_HELP = ("Floor on optimizer steps of a torch head: a small training set trains more epochs (default: the "
                   "head kind's, docs/heads.md; 0: none). Given --epochs alone, the epochs are trained exactly.")
@@ -43,7 +43,7 @@ def train_head_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
     min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (--split standard), or a segmentation dataset if not where extraction found it."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the standard split files if missing."),
@@ -75,7 +75,7 @@ def sweep_command(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads (trained exactly, unless --min-steps is given too)."),
     min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder, if not where extraction found it (segmentation reads masks and images)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="SAM checkpoint for the sam-vit decoder, if not where extraction found it."),

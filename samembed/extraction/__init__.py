@@ -10,6 +10,7 @@ from pathlib import Path
 from ..cache.store import pending_shards, writer_lock
 from ..datasets import DatasetIndex
 from ..paths import DEFAULT_CACHE_DIR
+from .distributed import extract_distributed, ranks_from_environment
 from .encode import ExtractResult, check_runtime_options, encode_shards
 from .plan import ExtractionPlan, plan_extraction
 
@@ -23,6 +24,7 @@ def extract(
     cache_dir: str | Path = DEFAULT_CACHE_DIR, skip_bad: bool = False, shard_images: int | None = None,
     progress: bool = True, resize_on_device: bool | None = None, compile: bool = False, overwrite: bool = False,
     bands: str | None = None, stretch: str | None = None, chip_size: int | None = None, chip_overlap: int | None = None,
+    prompt_features: bool = False,
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
 
@@ -39,13 +41,27 @@ def extract(
     them there (torch bilinear) instead of in the loader workers (PIL, SAM's own); the two differ
     by rounding, so the choice is part of the signature. ``compile`` runs the encoder through
     ``torch.compile``. ``bands`` and ``stretch`` make the composite of multi-band or non-8-bit
-    rasters (docs/rasters.md); ``chip_size`` and ``chip_overlap`` cut the ``scene`` dataset's rasters."""
-    plan = plan_extraction(dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
-                           checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
-                           shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
-                           dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap})
+    rasters (docs/rasters.md); ``chip_size`` and ``chip_overlap`` cut the ``scene`` dataset's rasters.
+    ``prompt_features`` stores what the encoder's own mask decoder reads to answer prompts: the
+    whole feature map and, for SAM 2, its two higher-resolution maps (docs/prompts.md).
+
+    ``cache_dir`` is a folder or an object-store URL (``s3://bucket/prefix``, any fsspec URL).
+    In a process launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set), every process
+    encodes its own share of the pending shards on its own GPU (docs/distributed.md); rank 0
+    returns the whole run's result."""
+    options = dict(dataset=dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
+                   checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
+                   shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
+                   dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap},
+                   prompt_features=prompt_features)
     check_runtime_options(batch_size, workers)
-    with writer_lock(plan.cache_dir, plan.index.name):
+    ranks = ranks_from_environment()
+    if ranks is not None:
+        return extract_distributed(ranks, options, batch_size=batch_size, workers=workers, skip_bad=skip_bad,
+                                   progress=progress, compile=compile, overwrite=overwrite)
+    plan = plan_extraction(**options)
+    with writer_lock(plan.cache_dir, plan.index.name, "one process") as hold:
         group = plan.open_group(overwrite)
         return encode_shards(plan, group, pending_shards(group), batch_size=batch_size, workers=workers,
-                             skip_bad=skip_bad, progress=progress, compile=compile)
+                             skip_bad=skip_bad, progress=progress, compile=compile,
+                             check=hold.check if hold is not None else None)
