@@ -27,6 +27,21 @@ CACHE_DIR_HELP = ("Cache folder, or an object-store URL: s3://bucket/prefix, gs:
                   "(credentials from the usual environment variables or profile; docs/distributed.md).")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ..version import __version__
+
+        typer.echo(f"samembed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print samembed's version and exit.")) -> None:
+    """Frozen foundation-model embeddings for remote sensing: extract once into a Zarr cache,
+    train cheap heads many times."""
+
+
 def parse_list(text: str, convert, name: str) -> list:
     """A comma-separated option (``--heads linear,knn``) as a list of ``convert``-ed items."""
     from ..errors import UsageError
