@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
@@ -461,3 +462,31 @@ def test_the_writer_saves_unfinished_shards_every_few_seconds(tmp_path):
     # the process "dies" here: close() is never called
     assert pending_images(group).tolist() == list(range(3, 20))
     assert (group["neck"][:3] == 1).all() and not group["neck"][3:].any()
+
+
+class _SlowImages(torch.utils.data.Dataset):
+    """Item 0 at once, every later item after a long sleep: a worker busy when the loop stops."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        if i:
+            time.sleep(60)
+        return i
+
+
+def test_loader_workers_busy_at_shutdown_are_stopped_for_good():
+    # Workers ignore SIGTERM (the main process owns interrupts), which is torch's last resort in
+    # its own shutdown: a busy worker outlived it and Python's exit then waited for it forever
+    # (a hang seen once in nine runs of the SIGTERM test).
+    from samembed.extraction.loader import _init_worker, stop_workers
+
+    loader = torch.utils.data.DataLoader(_SlowImages(), batch_size=1, num_workers=1, worker_init_fn=_init_worker)
+    batches = iter(loader)
+    assert next(batches).item() == 0
+    workers = list(batches._workers)
+    started = time.perf_counter()
+    stop_workers(batches)
+    assert time.perf_counter() - started < 30
+    assert not any(w.is_alive() for w in workers)

@@ -28,7 +28,7 @@ from ..datasets import DatasetIndex
 from ..devices import compute_dtype
 from ..errors import CacheError, CorruptImageError, ImageFormatError, Interrupted, UsageError, storage_error
 from ..datasets.inputs import InputReader
-from .loader import FATAL, image_loader, resize_on_device
+from .loader import FATAL, image_loader, resize_on_device, stop_workers
 from .plan import ExtractionPlan, default_workers
 
 
@@ -109,7 +109,9 @@ def _encode(
     legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
     t0 = time.perf_counter()
     interrupted = None
+    batches = None  # the loader's iterator: its workers are stopped for good whatever happens
     try:
+        batches = iter(loader)
         ranked = "rank" in log  # one process of a distributed run: its own images
         with tqdm(total=len(indices) if ranked else n, initial=0 if ranked else n - len(indices), unit="img",
                   desc=f"extract {result.group}" + (f" (rank {log['rank']} of {log['world_size']})" if ranked else ""),
@@ -127,7 +129,7 @@ def _encode(
                 result.skipped += len(skipped)
                 bar.update(len(flight.ids))
 
-            for batch in loader:
+            for batch in batches:
                 if plan.resize_on_device:
                     images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6],
                                                     round=spec.geometry.pixels == "uint8")
@@ -146,6 +148,7 @@ def _encode(
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI
         interrupted = err
     finally:
+        stop_workers(batches)
         try:
             writer.close()  # stores every image encoded so far, also after an error or an interrupt
         except OSError as err:

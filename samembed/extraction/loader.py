@@ -100,6 +100,21 @@ def _die_with_parent() -> None:
         os._exit(0)
 
 
+def stop_workers(batches) -> None:
+    """Stop the worker processes of a DataLoader iterator for good. torch's shutdown asks them to
+    stop, waits a few seconds and, as its last resort, sends SIGTERM, which the workers ignore
+    (:func:`_init_worker`); a worker still busy then outlives the shutdown and Python's exit waits
+    for it forever. A worker holds nothing worth keeping (decoded images), so one still alive
+    after torch's shutdown is killed."""
+    shutdown = getattr(batches, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for worker in getattr(batches, "_workers", ()):
+        if worker.is_alive():
+            worker.kill()
+            worker.join(timeout=10)
+
+
 def collate_images(items):
     """Like the default collate, but images (and data masks) of different sizes (raw images) stay
     lists."""
