@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import zarr
 
 from ..cache.layout import default_shard_images
@@ -19,6 +20,7 @@ from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sam
 from ..datasets.inputs import InputReader
 from ..devices import compute_dtype, resolve_device
 from ..encoders import EncoderSpec, create_encoder
+from ..encoders.attention import AttentionPath, parse_attention, resolve_attention
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 
@@ -73,7 +75,7 @@ def plan_extraction(
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
-    stretch: str | None = None, dataset_options: dict | None = None,
+    stretch: str | None = None, dataset_options: dict | None = None, attention: str = "auto",
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -81,7 +83,9 @@ def plan_extraction(
     on CUDA, for encoders with the SAM-style resize. ``bands`` and ``stretch`` make the composite of
     multi-band or non-8-bit rasters (:mod:`samembed.datasets.composite`); percentile statistics are
     computed once, then read back from the cache group. ``dataset_options`` go to the dataset's
-    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``)."""
+    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``). ``attention`` picks SAM's
+    attention kernels (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the
+    kernels it was written with."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
@@ -98,6 +102,10 @@ def plan_extraction(
         signature["resize"] = ON_DEVICE_RESIZE
     if composite is not None:
         signature["composite"] = composite.signature()
+    path = _attention(spec, attention, dev, group_name(spec.key, spec.img_size)
+                      + (f"+{composite.key()}" if composite is not None else ""), index.name, Path(cache_dir))
+    if path is not None and path.signature_entry(signature["compute_dtype"]):
+        signature["attention"] = path.signature_entry(signature["compute_dtype"])
     attrs = {"data_root": str(Path(index.root).resolve())}
     if index.options:
         attrs["dataset_options"] = dict(index.options)
@@ -108,6 +116,21 @@ def plan_extraction(
         shard_images=shard_images or default_shard_images(spec.map_channels, grid), resize_on_device=on_device,
         signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite,
     )
+
+
+def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str, cache_dir: Path) -> AttentionPath | None:
+    """Resolve ``--attention`` for an encoder that has a choice (SAM) and set it on ``spec``."""
+    if not hasattr(spec, "attention"):
+        if parse_attention(setting) != ("auto", "auto"):
+            raise UsageError(f"--attention applies to the sam encoder, not {spec.name}")
+        return None
+    dtype = compute_dtype(dev)
+    stored = stored_signature(cache_dir, dataset, group) if parse_attention(setting) == ("auto", "auto") else None
+    if stored and dtype != torch.float32 and stored.get("compute_dtype") == str(dtype).removeprefix("torch."):
+        spec.attention = AttentionPath.from_signature(stored.get("attention"))  # the numbers it holds
+    else:
+        spec.attention = resolve_attention(setting, dev, spec.head_dim, dtype)
+    return spec.attention
 
 
 def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec: EncoderSpec,
