@@ -62,8 +62,8 @@ class BenchRow:
     batch_size: int
     device: str
     reference_ips: float | None  # (a)
-    encoder_ips: float  # (b)
-    extraction_ips: float  # (c)
+    encoder_ips: float | None  # (b); None: see encoder_note
+    extraction_ips: float | None  # (c); None: see extraction_note
     cosine_min: float | None  # per-image cosine of (b)'s and (a)'s embeddings, worst image
     cosine_mean: float | None
     gmacs: float
@@ -71,7 +71,9 @@ class BenchRow:
     peak_memory_gib: float | None  # of (b)
     compile_mode: str | None = None  # None: not compiled
     encoder_first_s: float | None = None  # (b)'s first call: warm-up, and compilation when compiled
+    encoder_note: str | None = None  # why (b) is missing (out of memory)
     attention: str = "sdpa,sdpa"  # (c)'s kernels, global,windowed blocks
+    extraction_note: str | None = None  # why (c) is missing
     sam_fast_ips: float | None = None  # (d)
     sam_fast_note: str | None = None  # why (d) is missing
     sam_fast_first_s: float | None = None
@@ -99,10 +101,11 @@ class BenchRow:
         return _ratio(self.flex_ips, self.reference_ips)
 
     @property
-    def extraction_ratio(self) -> float:
-        """(c) over the encoder path with the same attention: (e) when (c) ran (e)'s kernels."""
-        same = self.flex_ips if self.flex_ips and self.attention == self.flex_attention else self.encoder_ips
-        return self.extraction_ips / same
+    def extraction_ratio(self) -> float | None:
+        """(c) over the encoder path with the same attention kernels, (b) or (e); ``None`` when
+        (c) ran kernels that neither timed."""
+        same = {"sdpa,sdpa": self.encoder_ips, self.flex_attention: self.flex_ips}.get(self.attention)
+        return _ratio(self.extraction_ips, same)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -248,21 +251,27 @@ def _bench_one(name, ckpt, size, rgb, data, tmp, dev, batch, mode, reference, re
     valid = torch.tensor(valid, device=dev)
     dtype = compute_dtype(dev)
     autocast = torch.autocast(dev.type, dtype=dtype, enabled=dtype != torch.float32)
+    row = BenchRow(name, size, batch, torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", ref_ips,
+                   None, None, None, None, macs / 1e9, None, None, mode)
     # (b): the SDPA path
     spec.attention = AttentionPath("sdpa", "sdpa")
-    b = _time(spec.build(dev), images, valid, batch, dev, autocast, ref_maps, mode)
-    row = BenchRow(name, size, batch, torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", ref_ips,
-                   b.ips, 0.0, b.cosine_min, b.cosine_mean, macs / 1e9, mfu(b.ips), b.peak_memory_gib, mode, b.first_s)
+    b, row.encoder_note = _unless_out_of_memory(
+        dev, lambda: _time(spec.build(dev), images, valid, batch, dev, autocast, ref_maps, mode))
+    if b is not None:
+        row.encoder_ips, row.encoder_first_s, row.cosine_min, row.cosine_mean = b.ips, b.first_s, b.cosine_min, b.cosine_mean
+        row.mfu, row.peak_memory_gib = mfu(b.ips), b.peak_memory_gib
     if peers:
         # (d): segment-anything-fast, in its own precision (no autocast)
         row.sam_fast_note = sam_fast_problem()
         if row.sam_fast_note is None:
             try:
-                d = _time(build_sam_fast(spec, dev), images, valid, batch, dev, contextlib.nullcontext(), ref_maps, mode)
+                d, row.sam_fast_note = _unless_out_of_memory(dev, lambda: _time(
+                    build_sam_fast(spec, dev), images, valid, batch, dev, contextlib.nullcontext(), ref_maps, mode))
+            except Exception as err:  # noqa: BLE001  a peer's failure (Triton, its custom op) is a figure, not a crash
+                d, row.sam_fast_note = None, f"failed: {type(err).__name__}: {str(err).strip()[:200]}"
+            if d is not None:
                 row.sam_fast_ips, row.sam_fast_first_s, row.sam_fast_cosine_min = d.ips, d.first_s, d.cosine_min
                 row.sam_fast_mfu, row.sam_fast_peak_memory_gib = mfu(d.ips), d.peak_memory_gib
-            except Exception as err:  # noqa: BLE001  a peer's failure (Triton, its custom op) is a figure, not a crash
-                row.sam_fast_note = f"failed: {type(err).__name__}: {str(err).strip()[:200]}"
         # (e): FlexAttention in the global blocks
         try:
             spec.attention = resolve_attention(f"flex,{parse_attention(attention)[1]}", dev, spec.head_dim, dtype)
@@ -270,16 +279,32 @@ def _bench_one(name, ckpt, size, rgb, data, tmp, dev, batch, mode, reference, re
             row.flex_note = str(err)
         else:
             row.flex_attention = str(spec.attention)
-            e = _time(spec.build(dev), images, valid, batch, dev, autocast, ref_maps, mode)
-            row.flex_ips, row.flex_first_s, row.flex_cosine_min = e.ips, e.first_s, e.cosine_min
-            row.flex_mfu, row.flex_peak_memory_gib = mfu(e.ips), e.peak_memory_gib
+            e, row.flex_note = _unless_out_of_memory(
+                dev, lambda: _time(spec.build(dev), images, valid, batch, dev, autocast, ref_maps, mode))
+            if e is not None:
+                row.flex_ips, row.flex_first_s, row.flex_cosine_min = e.ips, e.first_s, e.cosine_min
+                row.flex_mfu, row.flex_peak_memory_gib = mfu(e.ips), e.peak_memory_gib
     # (c): the whole extraction
-    result = extract("eurosat", data_dir=data, checkpoint=ckpt, img_size=size, cache_dir=tmp / f"cache-{name}-{size}",
-                     device=str(dev), batch_size=batch, workers=workers, progress=False, compile=mode is not None,
-                     attention=attention)
-    row.extraction_ips = result.images_per_second
-    row.attention = _extraction_attention(tmp / f"cache-{name}-{size}")
+    cache = tmp / f"cache-{name}-{size}"
+    result, row.extraction_note = _unless_out_of_memory(dev, lambda: extract(
+        "eurosat", data_dir=data, checkpoint=ckpt, img_size=size, cache_dir=cache, device=str(dev), batch_size=batch,
+        workers=workers, progress=False, compile=mode is not None, attention=attention))
+    if result is not None:
+        row.extraction_ips = result.images_per_second
+        row.attention = _extraction_attention(cache)
     return row
+
+
+def _unless_out_of_memory(dev: torch.device, measure):
+    """``(measure(), None)``, or ``(None, "out of memory ...")`` when the device ran out of it
+    (a large batch with the materialised bias), so that the other paths are still timed."""
+    try:
+        return measure(), None
+    except torch.cuda.OutOfMemoryError as err:
+        note = f"out of memory ({str(err).splitlines()[0][:120]})"
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return None, note
 
 
 def _extraction_attention(cache_dir: Path) -> str:
@@ -303,9 +328,12 @@ def format_row(row: BenchRow) -> str:
         f"{row.model} @ {row.img_size}, batch {row.batch_size}, {row.device}{compiled}: {row.gmacs:.1f} GMACs/image, "
         f"peak memory {f(row.peak_memory_gib, '.2f')} GiB",
         f"  (a) reference: {f(row.reference_ips, '.2f')} img/s",
-        path("(b) encoder, SDPA", row.encoder_ips, row.speedup, row.mfu, row.encoder_first_s, row.cosine_min),
+        path("(b) encoder, SDPA", row.encoder_ips, row.speedup, row.mfu, row.encoder_first_s, row.cosine_min,
+             row.encoder_note),
+        f"  (c) whole extraction: n/a ({row.extraction_note})" if row.extraction_ips is None else
         f"  (c) whole extraction ({row.attention}): {row.extraction_ips:.2f} img/s "
-        f"({100 * row.extraction_ratio:.0f} % of the encoder with the same attention)",
+        + (f"({100 * row.extraction_ratio:.0f} % of the encoder with the same attention)" if row.extraction_ratio
+           else "(no encoder path above ran the same attention)"),
         path("(d) segment-anything-fast", row.sam_fast_ips, row.sam_fast_speedup, row.sam_fast_mfu,
              row.sam_fast_first_s, row.sam_fast_cosine_min, row.sam_fast_note),
         path(f"(e) encoder, FlexAttention ({row.flex_attention or 'flex'})", row.flex_ips, row.flex_speedup,

@@ -216,3 +216,21 @@ def test_bench_refuses_an_unknown_compile_mode():
     assert compile_mode_of("reduce-overhead") == "reduce-overhead"
     with pytest.raises(UsageError, match="--compile-mode must be one of default, reduce-overhead, max-autotune"):
         compile_mode_of("fastest")
+
+
+def test_a_path_that_runs_out_of_device_memory_is_a_figure_not_a_crash():
+    """At large batches the materialised bias can exhaust a GPU: that path's row says so, and the
+    other paths are still timed."""
+    from samembed.bench import BenchRow, _unless_out_of_memory, format_row
+
+    def too_big():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 32.00 GiB")
+
+    assert _unless_out_of_memory(torch.device("cpu"), lambda: 7) == (7, None)
+    result, note = _unless_out_of_memory(torch.device("cpu"), too_big)
+    assert result is None and note == "out of memory (CUDA out of memory. Tried to allocate 32.00 GiB)"
+    row = BenchRow("vit_h", 1024, 64, "H100", None, None, None, None, None, 2981.0, None, None, encoder_note=note,
+                   flex_ips=80.0, flex_attention="flex,sdpa", extraction_note=note)
+    text = format_row(row)
+    assert "(b) encoder, SDPA: n/a (out of memory (CUDA out of memory." in text
+    assert "(c) whole extraction: n/a (out of memory" in text and "(e) encoder, FlexAttention (flex,sdpa): 80.00" in text

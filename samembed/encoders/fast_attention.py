@@ -73,20 +73,35 @@ def _flex():
 def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw: tuple[int, int],
                            rel_pos_h: torch.Tensor | None, rel_pos_w: torch.Tensor | None) -> torch.Tensor:
     """As :func:`sdpa_rel_pos_attention`, the bias added inside FlexAttention's kernel."""
-    from torch.nn.attention.flex_attention import flex_attention
+    tables = rel_pos_tables(q, hw, rel_pos_h, rel_pos_w) if rel_pos_h is not None else None
+    if not torch.compiler.is_compiling():
+        with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
+            return _flex_call(_flex(), q, k, v, tables, hw[1])
+    if q.device.type == "cuda":  # inside a compiled model: traced into its graph
+        from torch.nn.attention.flex_attention import flex_attention
 
+        return _flex_call(flex_attention, q, k, v, tables, hw[1])
+    return _flex_apart(q, k, v, tables, hw[1])
+
+
+def _flex_call(flex, q, k, v, tables, w):
     score_mod = None
-    if rel_pos_h is not None:
-        rel_h, rel_w = rel_pos_tables(q, hw, rel_pos_h, rel_pos_w)
-        w = hw[1]
+    if tables is not None:
+        rel_h, rel_w = tables
 
         def score_mod(score, b, head, q_idx, kv_idx):
             return score + rel_h[b, head, q_idx, kv_idx // w] + rel_w[b, head, q_idx, kv_idx % w]
 
-    if torch.compiler.is_compiling():  # inside a compiled model: traced into its graph
-        return flex_attention(q, k, v, score_mod=score_mod)
+    return flex(q, k, v, score_mod=score_mod)
+
+
+@torch.compiler.disable
+def _flex_apart(q, k, v, tables, w):
+    # Inductor's CPU template takes only a graph's inputs as a score_mod's tables, not buffers
+    # computed in the same graph (LoweringException), so on the CPU a compiled model calls the
+    # separately compiled kernel.
     with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
-        return _flex()(q, k, v, score_mod=score_mod)
+        return _flex_call(_flex(), q, k, v, tables, w)
 
 
 CORES: dict[str, Core] = {"sdpa": sdpa_rel_pos_attention, "flex": flex_rel_pos_attention}
