@@ -7,15 +7,17 @@ On the first CUDA device: ``pytest -m gpu``; ``samembed bench`` for vit_b, vit_l
 rows; (d) segment-anything-fast where importable; (e) FlexAttention in the global blocks); (e)
 again with FlexAttention in the windowed blocks too (the setting that decides
 ``encoders.attention.WINDOWED_AUTO``); torch.compile in the max-autotune and reduce-overhead (CUDA
-graphs) modes with the compile time apart; a whole ``samembed extract`` of 2,000 generated
+graphs) modes with the compile time apart; every attention path of the whole encoder side by side
+(``benchmarks/attention_paths.py``: the windowed blocks with and without projecting the padding,
+with SDPA and with FlexAttention); a whole ``samembed extract`` of 2,000 generated
 EuroSAT tiles at 1024 with vit_b, and a profiled one whose trace gives the share of time in
 decode, copy, encode and write.
 
 Writes OUT/gpu_suite.json (every figure, the command of each step, versions) and
 OUT/gpu_suite.md (the tables for docs/benchmarks.md), after every step. Each step runs in its own
 process; steps already in the JSON are skipped, so running the same command again goes on where
-``--max-minutes`` stopped it. ``--quick --device cpu`` runs a reduced suite (a tiny model) on the
-CPU, to check the script itself."""
+``--max-minutes`` stopped it. ``--quick`` runs a reduced suite (a tiny model; on the CPU where no
+CUDA device is there) to check the script itself: ``python benchmarks/gpu_suite.py --quick``."""
 
 from __future__ import annotations
 
@@ -66,6 +68,10 @@ def steps(quick: bool, device: str) -> dict[str, list[str]]:
                 found[f"compile:{mode}:{model}"] = bench + [
                     "--models", model, "--sizes", "1024", "--images", "64", "--batch-size", "16", "--no-reference",
                     "--compile-mode", mode]
+    paths = [py, "benchmarks/attention_paths.py", "--device", device]
+    for model in (("vit_b",) if quick else ("vit_b", "vit_h")):
+        found[f"attention-paths:{model}"] = paths + (["--variant", model, "--img-size", "256", "--reps", "2"] if quick
+                                                     else ["--variant", model, "--img-size", "1024", "--batch-size", "16"])
     found["extract"] = own + ["--run-step", "extract"]
     found["extract-profile"] = own + ["--run-step", "extract-profile"]
     found["pytest-gpu"] = [py, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", "tests"]
@@ -198,6 +204,18 @@ def environment(device: str) -> dict:
 # ------------------------------------------------------------------------------------ running
 
 
+def pick_device(quick: bool) -> str:
+    """The first CUDA device; with ``--quick`` the CPU where there is none; else the end, in one line."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if quick:
+        return "cpu"
+    sys.exit("gpu_suite: no CUDA device here; the suite measures a GPU "
+             "(python benchmarks/gpu_suite.py --quick checks the script on the CPU)")
+
+
 def run_step(name: str, command: list[str], out: Path, timeout: float | None) -> dict:
     """Run one step in its own process; its figures (bench JSON, a step's own JSON) and its end."""
     result_file = out / "steps" / (name.replace(":", "_") + ".json")
@@ -235,7 +253,7 @@ def _tail(text: str | None, lines: int = 15) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("gpu-results"))
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default=None, help="default: cuda; with --quick, the CPU where no CUDA device is there")
     p.add_argument("--quick", action="store_true", help="a reduced suite with a tiny model (for the CPU)")
     p.add_argument("--max-minutes", type=float, default=None, help="stop starting steps after this long")
     p.add_argument("--only", default=None, help="comma-separated step names or prefixes (bench, extract, ...)")
@@ -244,6 +262,7 @@ def main() -> None:
     p.add_argument("--result", type=Path, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    args.device = args.device or pick_device(args.quick)
     if args.run_step:  # inside a step's own process
         args.result.write_text(json.dumps(extraction_step(args.run_step, args.quick, args.device, args.out), indent=2))
         return
@@ -346,6 +365,9 @@ def markdown(suite: dict) -> str:
             lines += [f"| {labels[k]} | {v:.2f} | {100 * res['share'][k]:.1f} % |" for k, v in res["seconds"].items()]
     lines += ["", "## Steps", "", "| step | status | seconds | command |", "|---|---|---|---|"]
     lines += [f"| {name} | {s['status']} | {s['seconds']:.0f} | `{s['command']}` |" for name, s in done.items()]
+    for name, step in done.items():
+        if name.startswith("attention-paths") and step["status"] == "ok":
+            lines += ["", f"## `{name}` (`benchmarks/attention_paths.py`)", "", "```", step["output_tail"], "```"]
     tests = done.get("pytest-gpu")
     if tests:
         lines += ["", f"`pytest -m gpu`: {tests['output_tail'].splitlines()[-1] if tests['output_tail'] else ''}"]

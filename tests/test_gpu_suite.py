@@ -52,3 +52,14 @@ def test_the_gpu_suite_runs_reduced_on_the_cpu_and_resumes(tmp_path):
 
     again = _suite(out, "--only", "bench:tiny,extract")  # everything asked for is there: nothing runs
     assert again.returncode == 0 and "..." not in again.stdout
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a CUDA device is here")
+def test_the_full_suite_without_a_gpu_ends_in_one_line(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_suite.py"), "--out", str(tmp_path / "s")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == ["gpu_suite: no CUDA device here; the suite measures a GPU "
+                                                "(python benchmarks/gpu_suite.py --quick checks the script on the CPU)"]
+    assert not (tmp_path / "s" / "gpu_suite.json").exists()

@@ -61,6 +61,12 @@ def sdpa_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw
 _compiled_flex = None
 
 
+def _more_recompiles():
+    config = torch._dynamo.config
+    name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # its name before torch 2.6
+    return config.patch(**{name: FLEX_RECOMPILE_LIMIT})
+
+
 def _flex():
     global _compiled_flex
     if _compiled_flex is None:
@@ -75,7 +81,7 @@ def flex_rel_pos_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, hw
     """As :func:`sdpa_rel_pos_attention`, the bias added inside FlexAttention's kernel."""
     tables = rel_pos_tables(q, hw, rel_pos_h, rel_pos_w) if rel_pos_h is not None else None
     if not torch.compiler.is_compiling():
-        with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
+        with _more_recompiles():
             return _flex_call(_flex(), q, k, v, tables, hw[1])
     if q.device.type == "cuda":  # inside a compiled model: traced into its graph
         from torch.nn.attention.flex_attention import flex_attention
@@ -100,7 +106,7 @@ def _flex_apart(q, k, v, tables, w):
     # Inductor's CPU template takes only a graph's inputs as a score_mod's tables, not buffers
     # computed in the same graph (LoweringException), so on the CPU a compiled model calls the
     # separately compiled kernel.
-    with torch._dynamo.config.patch(recompile_limit=FLEX_RECOMPILE_LIMIT):
+    with _more_recompiles():
         return _flex_call(_flex(), q, k, v, tables, w)
 
 
