@@ -38,6 +38,12 @@ BUILTIN: dict[str, dict[str, str]] = {
         "sam-conv": "samembed.heads.seg_conv",
         "sam-vit": "samembed.heads.seg_vit",
         "unet": "samembed.heads.unet",
+        "sam-1point": "samembed.prompting.zero_shot",
+        "sam-3points": "samembed.prompting.zero_shot",
+        "sam-5points": "samembed.prompting.zero_shot",
+        "sam-centre": "samembed.prompting.zero_shot",
+        "sam-box": "samembed.prompting.zero_shot",
+        "sam-3points-3neg": "samembed.prompting.zero_shot",
     },
     "head kind": {
         "pooled": "samembed.classification.kinds",
@@ -46,6 +52,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "scratch": "samembed.classification.kinds",
         "decoder": "samembed.segmentation.kinds",
         "raw": "samembed.segmentation.kinds",
+        "zero-shot": "samembed.prompting.zero_shot",
     },
     "task": {
         "classification": "samembed.classification.task",

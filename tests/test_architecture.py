@@ -26,7 +26,7 @@ LAYERS = [
     {"cache"},
     {"extraction", "heads"},
     {"experiments"},
-    {"classification", "segmentation"},
+    {"classification", "segmentation", "prompting"},
     {"report", "study", "demo", "bench"},
     {"cli", "__main__"},
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,9 +24,11 @@ def test_quickstart_from_the_readme(tmp_path, monkeypatch):
     """The README's offline quickstart, command for command."""
     monkeypatch.chdir(tmp_path)
     readme = (ROOT / "README.md").read_text()
-    block = readme.split("<!-- quickstart -->")[1].split("<!-- /quickstart -->")[0]
-    commands = [line.strip() for line in block.splitlines() if line.strip().startswith("samembed ")]
-    assert len(commands) >= 4
+    commands = []
+    for block in ("quickstart", "quickstart-prompts"):
+        text = readme.split(f"<!-- {block} -->")[1].split(f"<!-- /{block} -->")[0]
+        commands += [line.strip() for line in text.splitlines() if line.strip().startswith("samembed ")]
+    assert len(commands) >= 8
     for command in commands:
         result = invoke(*command.split()[1:])
         assert result.exit_code == 0, (command, result.output)
@@ -34,6 +37,9 @@ def test_quickstart_from_the_readme(tmp_path, monkeypatch):
     assert {"neck", "trunk", "grid", "labels", "image_ids", "ok", "done"} <= set(dict(group.arrays()))
     assert group["grid"].shape[0] == 80
     assert (tmp_path / "demo/experiments/report/summary.csv").is_file()
+    assert [p.name for p in (tmp_path / "demo/prompts").iterdir()] == ["image11_prompt0.png"]
+    heads = {json.loads(line)["config"]["head"] for line in (tmp_path / "demo/experiments/runs.jsonl").read_text().splitlines()}
+    assert {"sam-box", "sam-3points", "sam-conv", "linear", "knn"} <= heads
     demo_report = (tmp_path / "samembed-demo/report/report.md").read_text()
     assert "synthetic images and a randomly initialised encoder" in demo_report
     assert "![" in demo_report and (tmp_path / "samembed-demo/report/split_sweep_eurosat.png").is_file()

@@ -87,7 +87,6 @@ def test_road_layout_variants_and_errors(tmp_path):
 def test_batched_sam_vit_decoder_equals_segment_anythings_decoder(tmp_path, monkeypatch):
     import samembed.heads.seg_vit as seg_vit
 
-    monkeypatch.setattr(seg_vit, "NUM_HEADS", 2)  # the tiny checkpoint's transformer has 2 heads
     ckpt = samembed.write_tiny_checkpoint(tmp_path / "t.pth")
     head = seg_vit.sam_vit_decoder((32, 8, 8), ckpt).eval()
     sam = build_sam()
@@ -183,7 +182,7 @@ def test_segmentation_report(road_runs, tmp_path):
 
 def test_segmentation_errors(road_runs, tmp_path):
     tmp, _ = road_runs
-    with pytest.raises(UsageError, match="unknown segmentation head 'linear'; choose one of: sam-conv, sam-vit, unet"):
+    with pytest.raises(UsageError, match="unknown segmentation head 'linear'; choose one of: sam-1point, .*, sam-conv, sam-vit, unet"):
         samembed.train_head("road", head="linear", cache_dir=tmp / "cache", runs_dir=tmp_path, device="cpu")
     with pytest.raises(UsageError, match="segmentation takes --split F or --split standard"):
         samembed.train_head("road", head="unet", shots=3, cache_dir=tmp / "cache", runs_dir=tmp_path, device="cpu")

@@ -96,6 +96,22 @@ class CacheGroup:
             return [{"index": int(i), "image_id": str(ids[i]), "error": str(errors[i])} for i in bad]
         return list(self.attrs.get("skipped", []))  # groups made before the error array
 
+    def checkpoint(self, override: str | Path | None = None) -> Path | None:
+        """The checkpoint this group was extracted with: ``override`` if given, else where the
+        extraction found it; refused in one line if it is another checkpoint (its sha256 differs
+        from the signature's). ``None`` when the group records none (its users say what is missing)."""
+        from ..errors import CheckpointError
+        from ..hashing import sha256sum
+
+        checkpoint = override if override is not None else self.attrs.get("checkpoint")
+        if checkpoint is None:
+            return None
+        wanted = self.signature.get("encoder", {}).get("checkpoint_sha256")
+        if wanted is not None and Path(checkpoint).is_file() and sha256sum(Path(checkpoint)) != wanted:
+            raise CheckpointError(f"{checkpoint} is not the checkpoint {self.name} was extracted with "
+                                  f"(sha256 {wanted[:12]}...); pass that one with --checkpoint")
+        return Path(checkpoint)
+
     @property
     def extraction_runs(self) -> list[dict]:
         """The log of every extraction run into this group, oldest first."""

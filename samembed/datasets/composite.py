@@ -101,6 +101,15 @@ class Composite:
                 **({"preset": self.preset} if self.preset else {}), "stretch": self.stretch.to_dict(),
                 "nodata": "nodata, NaN and infinite values: 0 in the composite, left out of pooling like padding"}
 
+    @classmethod
+    def from_signature(cls, stored: dict) -> Composite:
+        """The composite a cache group's signature records (its ``composite``)."""
+        stretch = stored["stretch"]
+        return cls(tuple(stored["bands"]), tuple(tuple(b - 1 for b in s) for s in stored["sources"]),
+                   Stretch(stretch["kind"], tuple(stretch.get("low", ())), tuple(stretch.get("high", ())),
+                           tuple(stretch.get("percentiles", (2.0, 98.0))), stretch.get("sample", "")),
+                   stored.get("preset"))
+
     def values(self, pixels: Pixels, path) -> tuple[np.ndarray, np.ndarray]:
         """(H, W, k) float64 output band values (in dB for a ``db`` stretch) and the (H, W) bool
         mask of the pixels that hold data in every source band."""

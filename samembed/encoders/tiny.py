@@ -33,7 +33,6 @@ def build_sam(
         for block in encoder.blocks:
             block.attn.rel_pos_h.normal_(0, 0.02)
             block.attn.rel_pos_w.normal_(0, 0.02)
-    heads = max(1, out_chans // 16)
     sam = Sam(
         image_encoder=encoder,
         prompt_encoder=PromptEncoder(
@@ -42,7 +41,8 @@ def build_sam(
         ),
         mask_decoder=MaskDecoder(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(depth=2, embedding_dim=out_chans, mlp_dim=2 * out_chans, num_heads=heads),
+            # 8 heads, as every published SAM: the checkpoint's tensors do not say, so readers assume it
+            transformer=TwoWayTransformer(depth=2, embedding_dim=out_chans, mlp_dim=2 * out_chans, num_heads=8),
             transformer_dim=out_chans, iou_head_depth=2, iou_head_hidden_dim=out_chans,
         ),
     )

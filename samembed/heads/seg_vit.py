@@ -4,24 +4,23 @@ a user's points and SAM's "no mask" embedding as the dense prompt; trained from 
 
 segment_anything's ``MaskDecoder.predict_masks`` repeats each image embedding once per prompt
 (one image, many prompts); here every image has its own prompt tokens, so the images of a batch
-go through the transformer side by side. The number of attention heads is not stored in the
-tensors; SAM uses 8 for all published models."""
+go through the transformer side by side. The decoder is built by
+:func:`samembed.encoders.sam_prompt.build_mask_decoder`."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
-from segment_anything.modeling import MaskDecoder, TwoWayTransformer
+from segment_anything.modeling import MaskDecoder
 from segment_anything.modeling.prompt_encoder import PositionEmbeddingRandom
 from torch import nn
 
 from ..encoders.sam_checkpoint import load_prompt_and_mask_decoder
+from ..encoders.sam_prompt import build_mask_decoder
 from ..errors import CheckpointError
 from .registry import register_head
 
-NUM_HEADS = 8
 PROMPT_TOKENS = 2
 
 
@@ -50,10 +49,6 @@ class SamMaskDecoderHead(nn.Module):
         return (hyper.unsqueeze(1) @ upscaled.flatten(2)).view(b, 1, *upscaled.shape[-2:])
 
 
-def _count(sd: dict, pattern: str) -> int:
-    return len({m.group(1) for k in sd if (m := re.match(pattern, k))})
-
-
 @register_head("sam-vit", kind="decoder", task="segmentation", uses_checkpoint=True,
                summary="SAM's own mask decoder from the checkpoint, learned prompt tokens, trained from the cache")
 def sam_vit_decoder(in_shape: tuple[int, int, int], checkpoint: Path | None = None) -> nn.Module:
@@ -68,15 +63,7 @@ def sam_vit_decoder(in_shape: tuple[int, int, int], checkpoint: Path | None = No
     if dim != in_shape[0]:
         raise CheckpointError(f"{checkpoint}'s mask decoder takes {dim} channels but the cache holds {in_shape[0]}; "
                               "pass the checkpoint the cache was extracted with")
-    decoder = MaskDecoder(
-        num_multimask_outputs=sd["mask_decoder.mask_tokens.weight"].shape[0] - 1,
-        transformer=TwoWayTransformer(
-            depth=_count(sd, r"mask_decoder\.transformer\.layers\.(\d+)\."), embedding_dim=dim,
-            mlp_dim=sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0], num_heads=NUM_HEADS),
-        transformer_dim=dim, iou_head_depth=_count(sd, r"mask_decoder\.iou_prediction_head\.layers\.(\d+)\."),
-        iou_head_hidden_dim=sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0],
-    )
-    decoder.load_state_dict({k[len("mask_decoder."):]: v.clone() for k, v in sd.items() if k.startswith("mask_decoder.")})
+    decoder = build_mask_decoder(sd)
     pe = PositionEmbeddingRandom(dim // 2)
     pe.positional_encoding_gaussian_matrix.copy_(sd["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"])
     # The IoU head predicts mask quality for interactive use; it gets no gradient here.

@@ -12,7 +12,7 @@ from ..version import __version__
 from ..atomic import write_whole
 from ..errors import SamembedError, UsageError, storage_error, warn
 from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run
-from ..datasets import load_dataset, read_rgb
+from ..datasets import load_dataset
 from ..datasets.masks import read_mask
 from .markdown import report_markdown, summary_markdown
 from .segmentation import seg_per_image_table, seg_runs_table, seg_summary_markdown, seg_summary_table
@@ -151,36 +151,47 @@ def _segmentation_figures(figures, out: Path, name: str, runs: pd.DataFrame, per
     first = runs.sort_values(["model", "seed"], kind="stable").groupby("model", sort=True).head(1)
     record = by_id[first["run_id"].iloc[0]]
     image_ids = [row["image_id"] for row in record["metrics"]["per_image"]][:examples]
-    root = Path(record["cache"]["data_root"])
-    predictions = {}
+    predictions, prompts = {}, {}
     for _, row in first.iterrows():
-        predicted = {p["image_id"]: p["prediction"] for p in by_id[row["run_id"]]["metrics"]["per_image"]}
-        if not all(i in predicted for i in image_ids):
+        rows = {p["image_id"]: p for p in by_id[row["run_id"]]["metrics"]["per_image"]}
+        if not all(i in rows for i in image_ids):
             continue  # evaluated on other images (another split): not comparable side by side
         folder = Path(row["predictions_dir"])
-        predictions[row["model"]] = [_read_if_there(read_mask, folder / predicted[i]) for i in image_ids]
-    images = [_read_if_there(read_rgb, root / i) for i in image_ids]
-    index = _index_if_there(root, record["cache"]["dataset"])
-    if all(img is not None for img in images) and all(all(p is not None for p in v) for v in predictions.values()) \
-            and index is not None:
-        masks = dict(zip(index.image_ids, index.mask_ids))
-        truths = [read_mask(root / masks[i], index.mask_encoding).astype(float) for i in image_ids]
-        path = figures.plot_segmentation_examples([img / 255 for img in images], truths,
+        predictions[row["model"]] = [_read_if_there(read_mask, folder / rows[i]["prediction"]) for i in image_ids]
+        if any("prompts" in rows[i] for i in image_ids):  # zero-shot: the prompts it was given
+            prompts[row["model"]] = [rows[i].get("prompts", []) for i in image_ids]
+    inputs = _example_inputs(record, image_ids)
+    if inputs is not None and all(all(p is not None for p in v) for v in predictions.values()):
+        images, truths = inputs
+        path = figures.plot_segmentation_examples(images, truths,
                                                   {m: [p.astype(float) for p in v] for m, v in predictions.items()},
                                                   [Path(i).name for i in image_ids], out / f"segmentation_examples_{name}.png",
-                                                  f"{name}: evaluated images, ground truth and predictions (first seed)")
+                                                  f"{name}: evaluated images, ground truth and predictions (first seed)",
+                                                  prompts=prompts)
         report.files.append(path)
-        captions.append(("Examples: image, ground truth and each model's prediction (first seed of each)", path.name))
+        captions.append(("Examples: image, ground truth and each model's prediction (first seed of each; zero-shot "
+                         "models show their prompts: + foreground point, x background point, rectangle box)", path.name))
     return captions
 
 
-def _index_if_there(root: Path, dataset: str):
-    """The segmentation dataset at ``root``; ``None`` if it is no longer there (the example
-    figure is then left out, the rest of the report is not affected)."""
+def _example_inputs(record: dict, image_ids: list[str]):
+    """([(H, W, 3) images in 0-1], [(H, W) truths]) of ``image_ids`` as the encoder saw them (a
+    raster through its composite), or ``None`` if the dataset is no longer where the run found it
+    (the example figure is then left out, the rest of the report is not affected)."""
+    from ..datasets.composite import Composite
+    from ..datasets.inputs import InputReader
+
+    cache = record["cache"]
     try:
-        return load_dataset(dataset, root)
-    except SamembedError:
+        index = load_dataset(cache["dataset"], Path(cache["data_root"]), **cache.get("dataset_options", {}))
+        positions = {image_id: k for k, image_id in enumerate(index.image_ids)}
+        stored = cache["signature"].get("composite")
+        reader = InputReader(index, Composite.from_signature(stored) if stored else None)
+        images = [reader(positions[i])[0] / 255 for i in image_ids]
+        truths = [index.mask(positions[i]).astype(float) for i in image_ids]
+    except (SamembedError, KeyError):
         return None
+    return images, truths
 
 
 def _read_if_there(read, path: Path):

@@ -131,8 +131,13 @@ def plot_segmentation_boxplots(per_image: pd.DataFrame, path: Path, title: str) 
 
 def plot_segmentation_examples(images: list[np.ndarray], truths: list[np.ndarray],
                                predictions: dict[str, list[np.ndarray]], names: list[str], path: Path,
-                               title: str) -> Path:
-    """A grid: one row per image (RGB, ground truth, each model's prediction)."""
+                               title: str, prompts: dict[str, list[list[dict]]] | None = None) -> Path:
+    """A grid: one row per image (RGB, ground truth, each model's prediction). ``prompts`` gives,
+    per zero-shot model and image, the prompts it was given (``points``, ``labels``, ``box``): drawn
+    on its prediction (+ foreground point, x background point, rectangle box)."""
+    from matplotlib.patches import Rectangle
+
+    prompts = prompts or {}
     columns = ["image", "ground truth", *predictions]
     fig = Figure(figsize=(2.6 * len(columns), 2.6 * len(images) + 0.6), dpi=DPI, layout="constrained")
     axes = np.atleast_2d(fig.subplots(len(images), len(columns)))
@@ -142,10 +147,19 @@ def plot_segmentation_examples(images: list[np.ndarray], truths: list[np.ndarray
             ax = axes[r, c]
             ax.imshow(panel, cmap=None if panel.ndim == 3 else "gray", vmin=0, vmax=1 if panel.ndim == 2 else None,
                       interpolation="nearest")
+            model = columns[c]
+            for given in prompts.get(model, [[]] * len(images))[r] if c >= 2 else []:
+                for (x, y), label in zip(given["points"], given["labels"]):
+                    ax.plot(x, y, "+" if label else "x", color="lime" if label else "red", markersize=6, mew=1.5)
+                if given.get("box"):
+                    x0, y0, x1, y1 = given["box"]
+                    ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=1))
+            ax.set_xlim(-0.5, panel.shape[1] - 0.5)
+            ax.set_ylim(panel.shape[0] - 0.5, -0.5)
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
-                ax.set_title(columns[c], fontsize=8)
+                ax.set_title(model, fontsize=8)
         axes[r, 0].set_ylabel(names[r], fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)

@@ -13,15 +13,19 @@ from PIL import Image
 from ..atomic import write_whole
 from ..datasets import get_dataset
 from ..encoders.geometry import Geometry
-from ..errors import CheckpointError
 from ..experiments.base import Experiment, RunData, RunPlan, register_task
 from ..experiments.kinds import Outcome
-from ..hashing import sha256sum
 from ..splits import SplitSpec
 from .metrics import pixel_counts, segmentation_metrics
 from .training import MaskData
 
 RESOLUTION = "original image pixels; micro_* pool all pixels, mean_* average per image"
+
+
+def prediction_name(image_id: str) -> str:
+    """The PNG file name of an image's predicted mask (a chip's carries its window's origin)."""
+    path, _, window = image_id.partition("#")
+    return Path(path).stem + (f"_{window.replace(',', '_')}" if window else "") + ".png"
 
 
 @register_task
@@ -45,14 +49,8 @@ class SegmentationExperiment(Experiment):
 
     def checkpoint(self) -> Path | None:
         """The SAM checkpoint the cache was extracted with (``--checkpoint``, else where extraction
-        found it), refused if it is another one."""
-        checkpoint = self.options.checkpoint if self.options.checkpoint is not None else self.group.attrs.get("checkpoint")
-        wanted = self.group.signature.get("encoder", {}).get("checkpoint_sha256")
-        if checkpoint is not None and wanted is not None and Path(checkpoint).is_file() \
-                and sha256sum(Path(checkpoint)) != wanted:
-            raise CheckpointError(f"{checkpoint} is not the checkpoint {self.group.name} was extracted with "
-                                  f"(sha256 {wanted[:12]}...); pass that one with --checkpoint")
-        return Path(checkpoint) if checkpoint is not None else None  # the head says what is missing
+        found it), refused if it is another one; the head says what is missing."""
+        return self.group.checkpoint(self.options.checkpoint)
 
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
         predictions = self.store.root / "predictions" / run_id
@@ -60,7 +58,8 @@ class SegmentationExperiment(Experiment):
         metrics = segmentation_metrics(self._evaluate(outcome.predictions, data.evaluate, predictions))
         extras = {
             "config": {"mask_size": int(self.masks.targets.shape[-1])},
-            "cache": {"data_root": str(self.index.root)},
+            "cache": {"data_root": str(self.index.root), **({"dataset_options": self.index.options}
+                                                               if self.index.options else {})},
             "metrics": {"resolution": RESOLUTION},
             "predictions_dir": str(predictions),
             "evaluation_seconds": round(time.perf_counter() - t0, 4),
@@ -71,10 +70,10 @@ class SegmentationExperiment(Experiment):
         """Per-image pixel counts at the original resolution; predicted masks saved as PNG."""
         out_dir.mkdir(parents=True, exist_ok=True)
         rows = []
-        for i, pred in masks(indices):
+        for i, pred, *extra in masks(indices):  # a kind may add fields per image (zero-shot: its prompts)
             truth = self.index.mask(i)
             image_id = self.index.image_ids[i]
-            name = Path(image_id).with_suffix(".png").name
+            name = prediction_name(image_id)
             write_whole(out_dir / name, lambda tmp: Image.fromarray(pred.astype(np.uint8) * 255).save(tmp, format="PNG"))
-            rows.append({"image_id": image_id, "prediction": name, **pixel_counts(pred, truth)})
+            rows.append({"image_id": image_id, "prediction": name, **pixel_counts(pred, truth), **(extra[0] if extra else {})})
         return rows

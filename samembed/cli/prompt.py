@@ -1,0 +1,42 @@
+"""``samembed prompt``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..paths import DEFAULT_CACHE_DIR
+from .app import app, friendly_errors
+
+
+@app.command("prompt")
+@friendly_errors
+def prompt_command(
+    dataset: str = typer.Option(..., "--dataset", help="Dataset whose cache holds the image embeddings (the whole map: segmentation datasets and scenes)."),
+    image: Optional[str] = typer.Option(None, "--image", help="Image id (its path relative to the dataset, as `samembed info` shows ids); not needed with --map."),
+    point: list[str] = typer.Option([], "--point", help="X,Y or X,Y,LABEL (1 foreground, the default; 0 background), repeatable: all points form one prompt."),
+    box: Optional[str] = typer.Option(None, "--box", help="X0,Y0,X1,Y1: top-left and bottom-right corners."),
+    prompts: Optional[Path] = typer.Option(None, "--prompts", help="A CSV (x,y,label or x0,y0,x1,y1 per row; image and prompt columns optional) or GeoJSON file of many prompts."),
+    map_coords: bool = typer.Option(False, "--map", help="Coordinates are the scene's map coordinates: each prompt goes to the chip that holds it."),
+    single: bool = typer.Option(False, "--single", help="One mask per prompt (SAM's first mask token) instead of the best of three."),
+    out: Path = typer.Option(Path("prompts"), "--out", help="Folder for the masks (PNG; GeoTIFF and GeoJSON for georeferenced scenes)."),
+    encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The SAM checkpoint the cache was extracted with, if not where extraction found it."),
+    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda (the decoder is light: the CPU answers in milliseconds)."),
+):
+    """Segment with SAM's prompts (points, boxes) from the cached image embeddings: no image encoder.
+
+    Example: samembed prompt --dataset road --image Test/image/image181.bmp --point 240,310 --out prompts/
+    """
+    from ..prompting.run import prompt
+
+    results = prompt(dataset, encoder=encoder, image=image, points=point, boxes=[box] if box else [],
+                     prompts_file=prompts, in_map=map_coords, multimask=not single, out=out, cache_dir=cache_dir,
+                     checkpoint=checkpoint, device=device)
+    for result in results:
+        name = result.answer.prompt.name or "prompt"
+        typer.echo(f"{result.image_id} {name}: {result.pixels} pixels, predicted IoU {result.answer.score:.3f}; "
+                   f"{', '.join(p.name for p in result.files)}")

@@ -1,0 +1,187 @@
+"""Prompts: points with labels and boxes, in an image's pixels or a scene's map coordinates, from
+the command line or from a CSV or GeoJSON file; checked before anything runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One prompt of SAM: ``points`` (x, y) with ``labels`` (1 foreground, 0 background) and/or a
+    ``box`` (x0, y0, x1, y1), in pixels of the original image (x along a row, y down the rows) or,
+    with ``in_map``, in the map coordinates of a scene. ``image`` names the image (or the chip);
+    ``name`` is the prompt's id in a prompts file."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+    image: str | None = None
+    name: str = ""
+    in_map: bool = False
+
+    def __post_init__(self):
+        where = f"prompt {self.name}: " if self.name else ""
+        if not self.points and self.box is None:
+            raise UsageError(f"{where}a prompt needs at least one point or a box")
+        if len(self.points) != len(self.labels):
+            raise UsageError(f"{where}{len(self.points)} points but {len(self.labels)} labels")
+        if any(label not in (0, 1) for label in self.labels):
+            raise UsageError(f"{where}a point's label is 1 (foreground) or 0 (background), not {self.labels}")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if not (x0 < x1 and (y0 < y1 if not self.in_map else y0 != y1)):
+                raise UsageError(f"{where}the box {list(self.box)} has its corners swapped or is empty: give "
+                                 "x0,y0,x1,y1 with x0 < x1 and y0 < y1 (top-left, then bottom-right)")
+
+    def check_inside(self, orig_hw) -> None:
+        """One line if a point or the box lies outside an image of (height, width) pixels."""
+        h, w = int(orig_hw[0]), int(orig_hw[1])
+        where = f"prompt {self.name} " if self.name else "the prompt "
+        for x, y in self.points:
+            if not (0 <= x < w and 0 <= y < h):
+                raise UsageError(f"{where}has the point ({x:g}, {y:g}) outside the image of {self.image} "
+                                 f"({w} x {h} pixels: x in 0-{w}, y in 0-{h})")
+        if self.box is not None:
+            x0, y0, x1, y1 = self.box
+            if x0 < 0 or y0 < 0 or x1 > w or y1 > h:
+                raise UsageError(f"{where}has the box {[round(v, 3) for v in self.box]} outside the image of "
+                                 f"{self.image} ({w} x {h} pixels)")
+
+    def to_dict(self) -> dict:
+        return {"points": [list(p) for p in self.points], "labels": list(self.labels),
+                "box": list(self.box) if self.box is not None else None}
+
+    def in_pixels(self, transform, image: str) -> Prompt:
+        """This map-coordinate prompt in the pixels of the chip whose map -> pixel transform is
+        ``transform`` (an ``affine.Affine``: chip pixel -> map)."""
+        inverse = ~transform
+        points = tuple(tuple(float(v) for v in inverse @ p) for p in self.points)
+        box = None
+        if self.box is not None:
+            (c0, r0), (c1, r1) = inverse @ self.box[:2], inverse @ self.box[2:]
+            box = (min(c0, c1), min(r0, r1), max(c0, c1), max(r0, r1))
+        return replace(self, points=points, box=box, image=image, in_map=False)
+
+    @property
+    def anchor(self) -> tuple[float, float]:
+        """The point that decides which chip a map-coordinate prompt belongs to: its first point,
+        else the centre of its box."""
+        if self.points:
+            return self.points[0]
+        x0, y0, x1, y1 = self.box
+        return (x0 + x1) / 2, (y0 + y1) / 2
+
+
+def _numbers(text: str, count: tuple[int, ...], option: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in count:
+        raise UsageError(f"{option} takes {' or '.join(map(str, count))} comma-separated numbers, not '{text}'")
+    return values
+
+
+def command_line_prompt(points: list[str] = (), boxes: list[str] = (), image: str | None = None,
+                        in_map: bool = False) -> Prompt:
+    """The one prompt of ``--point X,Y[,LABEL]`` (label 1 by default) and ``--box X0,Y0,X1,Y1``."""
+    if len(boxes) > 1:
+        raise UsageError("one prompt takes one --box (SAM's prompts hold at most one); put several prompts in a "
+                         "--prompts file")
+    parsed = [_numbers(p, (2, 3), "--point") for p in points]
+    box = tuple(_numbers(boxes[0], (4,), "--box")) if boxes else None
+    return Prompt(tuple((p[0], p[1]) for p in parsed), tuple(int(p[2]) if len(p) == 3 else 1 for p in parsed), box,
+                  image, in_map=in_map)
+
+
+def read_prompts(path: str | Path, image: str | None = None, in_map: bool = False) -> list[Prompt]:
+    """The prompts of a CSV file (a row per point or box: columns ``x, y, label`` or ``x0, y0, x1,
+    y1``, optionally ``image`` and ``prompt``; rows with the same ``prompt`` form one prompt; each
+    row is its own prompt without that column) or a GeoJSON file (map coordinates: Point features,
+    ``label`` in their properties, and boxes as the bounds of Polygon features; a ``prompt``
+    property groups them)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"no prompts file {path}")
+    if path.suffix.lower() in (".geojson", ".json"):
+        return _read_geojson(path, image)
+    return _read_csv(path, image, in_map)
+
+
+def _group(rows: list[tuple[str, str | None, tuple | None, int | None, tuple | None]], in_map: bool,
+           where: str) -> list[Prompt]:
+    """Prompts from (prompt id, image, point, label, box) rows, in the order of their first row."""
+    grouped: dict[str, dict] = {}
+    for key, image, point, label, box in rows:
+        entry = grouped.setdefault(key, {"points": [], "labels": [], "box": None, "image": image})
+        if entry["image"] != image:
+            raise UsageError(f"{where}: prompt {key} names two images, {entry['image']} and {image}")
+        if point is not None:
+            entry["points"].append(point)
+            entry["labels"].append(label)
+        if box is not None:
+            if entry["box"] is not None:
+                raise UsageError(f"{where}: prompt {key} has two boxes; SAM's prompts hold at most one")
+            entry["box"] = box
+    return [Prompt(tuple(e["points"]), tuple(e["labels"]), e["box"], e["image"], name=key, in_map=in_map)
+            for key, e in grouped.items()]
+
+
+def _read_csv(path: Path, image: str | None, in_map: bool) -> list[Prompt]:
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        columns = set(reader.fieldnames or [])
+        if not ({"x", "y"} <= columns or {"x0", "y0", "x1", "y1"} <= columns):
+            raise UsageError(f"{path} needs columns x, y (points) or x0, y0, x1, y1 (boxes); it has "
+                             f"{', '.join(sorted(columns)) or 'none'}")
+        rows = []
+        for n, row in enumerate(reader, start=2):
+            def number(key):
+                value = (row.get(key) or "").strip()
+                try:
+                    return float(value) if value else None
+                except ValueError:
+                    raise UsageError(f"{path} line {n}: {key} is '{value}', not a number") from None
+
+            point = (number("x"), number("y"))
+            box = tuple(number(k) for k in ("x0", "y0", "x1", "y1"))
+            has_point, has_box = None not in point, None not in box
+            if not has_point and not has_box:
+                raise UsageError(f"{path} line {n} holds neither a point (x, y) nor a box (x0, y0, x1, y1)")
+            label = int(number("label")) if number("label") is not None else 1
+            key = (row.get("prompt") or "").strip() or f"row{n}"
+            rows.append((key, (row.get("image") or "").strip() or image, point if has_point else None, label,
+                         box if has_box else None))
+    return _group(rows, in_map, str(path))
+
+
+def _read_geojson(path: Path, image: str | None) -> list[Prompt]:
+    try:
+        data = json.loads(path.read_text())
+        features = data["features"] if data.get("type") == "FeatureCollection" else [data]
+    except (ValueError, KeyError, AttributeError):
+        raise UsageError(f"{path} is not a GeoJSON FeatureCollection") from None
+    rows = []
+    for n, feature in enumerate(features):
+        geometry, properties = feature.get("geometry") or {}, feature.get("properties") or {}
+        key = str(properties.get("prompt", f"feature{n}"))
+        kind, coordinates = geometry.get("type"), np.asarray(geometry.get("coordinates", []), dtype=float)
+        if kind == "Point":
+            rows.append((key, image, (float(coordinates[0]), float(coordinates[1])), int(properties.get("label", 1)), None))
+        elif kind == "Polygon":
+            ring = coordinates[0]
+            rows.append((key, image, None, None, (float(ring[:, 0].min()), float(ring[:, 1].min()),
+                                                  float(ring[:, 0].max()), float(ring[:, 1].max()))))
+        else:
+            raise UsageError(f"{path}: feature {n} is a {kind}; prompts are Points (with a label) and Polygons "
+                             "(their bounds are the box)")
+    return _group(rows, True, str(path))
+

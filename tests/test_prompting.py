@@ -1,0 +1,224 @@
+"""Prompt segmentation from the cache (issue 14): parity with SamPredictor, coordinates of
+non-square images and georeferenced scenes, outputs, one-line mistakes, and zero-shot prompts
+scored like the trained decoders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from segment_anything import SamPredictor
+from typer.testing import CliRunner
+
+import samembed
+from samembed.cli import app
+from samembed.datasets import load_dataset, make_synthetic_roads, make_synthetic_scene
+from samembed.encoders import build_sam, create_encoder
+from samembed.encoders.sam import resize_for_input
+from samembed.errors import UsageError
+from samembed.prompting.predictor import CachePredictor
+from samembed.prompting.prompts import Prompt
+from samembed.prompting.run import prompt
+from samembed.prompting.zero_shot import PromptRecipe
+
+PROMPTS = [
+    Prompt(((30.0, 20.0),), (1,)),  # a point
+    Prompt(((30.0, 20.0), (5.0, 40.0)), (1, 0)),  # a positive and a negative point
+    Prompt(box=(10.0, 5.0, 60.0, 40.0)),  # a box
+    Prompt(((30.0, 20.0),), (1,), (10.0, 5.0, 60.0, 40.0)),  # both
+]
+
+
+def reference_predictor(checkpoint, size: int) -> SamPredictor:
+    """segment_anything's own SamPredictor for the checkpoint at input ``size``: its modules built
+    by segment_anything for that size, the image encoder's position embedding resized to it."""
+    sd = torch.load(checkpoint, weights_only=True)
+    sam = build_sam(img_size=size)
+    arch = create_encoder("sam", checkpoint=checkpoint, img_size=size).arch
+    encoder = {k[len("image_encoder."):]: v for k, v in sd.items() if k.startswith("image_encoder.")}
+    sam.image_encoder.load_state_dict(resize_for_input(encoder, arch, size))
+    for part in ("prompt_encoder", "mask_decoder"):
+        getattr(sam, part).load_state_dict({k[len(part) + 1:]: v for k, v in sd.items() if k.startswith(part + ".")})
+    return SamPredictor(sam.eval())
+
+
+@pytest.fixture(scope="module")
+def roads(tmp_path_factory, tiny_checkpoint):
+    """Generated roads of non-square sizes, extracted at 1024 (native) and at 256."""
+    tmp = tmp_path_factory.mktemp("prompt")
+    data = make_synthetic_roads(tmp / "data", layout="seg-folder", counts=(3, 0, 0), size=72, seed=3)
+    for size in (1024, 256):
+        samembed.extract("seg-folder", data_dir=data, checkpoint=tiny_checkpoint, img_size=size, workers=0,
+                         progress=False, cache_dir=tmp / f"cache{size}")
+    return tmp, data
+
+
+@pytest.mark.parametrize("size", [1024, 256])
+def test_masks_from_the_cache_equal_samPredictors_on_the_image(roads, tiny_checkpoint, size):
+    tmp, data = roads
+    group = samembed.open_cache(tmp / f"cache{size}", "seg-folder")
+    predictor = CachePredictor(group)
+    reference = reference_predictor(tiny_checkpoint, size)
+    index = load_dataset("seg-folder", data)
+    for i in range(len(index)):
+        rgb = samembed.datasets.read_rgb(index.path(i))
+        assert rgb.shape[0] != rgb.shape[1]  # non-square: the coordinate mapping is exercised
+        reference.set_image(rgb)
+        with torch.inference_mode():
+            for multimask in (True, False):
+                # the decoder itself: on the same float32 embedding, the same logits and IoUs
+                ours, ours_iou = predictor.logits(i, PROMPTS, multimask, embedding=reference.features)
+                for p, prompt_ in enumerate(PROMPTS):
+                    points = np.array(prompt_.points) if prompt_.points else None
+                    labels = np.array(prompt_.labels) if prompt_.points else None
+                    box = np.array(prompt_.box) if prompt_.box else None
+                    masks, iou, low_res = reference.predict(points, labels, box, multimask_output=multimask)
+                    torch.testing.assert_close(ours[p], torch.from_numpy(low_res), rtol=1e-5, atol=1e-5)
+                    torch.testing.assert_close(ours_iou[p], torch.from_numpy(iou), rtol=1e-5, atol=1e-5)
+                # from the cache (float16 embeddings): the same masks up to float16 rounding
+                answers = predictor.predict(i, PROMPTS, multimask)
+                for answer, prompt_ in zip(answers, PROMPTS):
+                    points = np.array(prompt_.points) if prompt_.points else None
+                    labels = np.array(prompt_.labels) if prompt_.points else None
+                    box = np.array(prompt_.box) if prompt_.box else None
+                    masks, iou, _ = reference.predict(points, labels, box, multimask_output=multimask)
+                    best = int(np.argmax(iou))
+                    assert answer.mask.shape == masks[best].shape == rgb.shape[:2]
+                    assert (answer.mask == masks[best]).mean() > 0.995
+                    assert answer.score == pytest.approx(float(iou[best]), abs=2e-2)
+
+
+def test_batched_prompts_answer_as_one_at_a_time(roads, monkeypatch):
+    """Many prompts of mixed kinds on one image, split into decoder calls of 3: each answer equals
+    the answer to that prompt alone, in the order given."""
+    tmp, _ = roads
+    monkeypatch.setattr("samembed.prompting.predictor.PROMPTS_PER_CALL", 3)
+    predictor = CachePredictor(samembed.open_cache(tmp / "cache256", "seg-folder"))
+    rng = np.random.default_rng(1)
+    many = [Prompt(((float(x), float(y)),), (1,)) for x, y in rng.uniform(0, 40, (7, 2))] + PROMPTS * 2
+    rng.shuffle(many)
+    together, together_iou = predictor.logits(0, many)
+    for p, prompt_ in enumerate(many):
+        alone, alone_iou = predictor.logits(0, [prompt_])
+        torch.testing.assert_close(together[p], alone[0], rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(together_iou[p], alone_iou[0], rtol=1e-4, atol=1e-4)
+
+
+def test_a_prompt_writes_a_png_and_reports_its_score(roads, tmp_path):
+    tmp, data = roads
+    image = load_dataset("seg-folder", data).image_ids[1]
+    runner = CliRunner()
+    result = runner.invoke(app, ["prompt", "--dataset", "seg-folder", "--image", image, "--point", "20,15",
+                                 "--point", "3,3,0", "--box", "2,2,40,30", "--cache-dir", str(tmp / "cache256"),
+                                 "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"{image} prompt: ") and "predicted IoU" in result.output
+    (png,) = (tmp_path / "out").iterdir()
+    from PIL import Image
+
+    mask = np.asarray(Image.open(png))
+    assert mask.shape == samembed.datasets.read_rgb(data / image).shape[:2] and set(np.unique(mask)) <= {0, 255}
+
+
+def test_prompt_mistakes_are_one_line_and_write_nothing(roads, tmp_path, embedding_cache):
+    tmp, data = roads
+    image = load_dataset("seg-folder", data).image_ids[0]
+    common = dict(cache_dir=tmp / "cache256", out=tmp_path / "out")
+    for kwargs, message in (
+        (dict(image=image, points=["500,10"]), r"the point \(500, 10\) outside the image"),
+        (dict(image=image, boxes=["40,30,10,5"]), "the box .* has its corners swapped"),
+        (dict(image="nope.png", points=["1,1"]), "unknown image id 'nope.png'"),
+        (dict(image=image, points=["1,1,7"]), "label is 1 .* or 0"),
+        (dict(image=image, points=["1;1"]), "--point takes 2 or 3 comma-separated numbers"),
+        (dict(image=image), "needs at least one point or a box"),
+        (dict(points=["1,1"]), "--image ID"),
+        (dict(image=image, points=["1,1"], in_map=True), "not a dataset of georeferenced chips"),
+    ):
+        with pytest.raises(UsageError, match=message) as err:
+            prompt("seg-folder", **kwargs, **common)
+        assert "\n" not in str(err.value)
+    from samembed.cache.synthetic import write_embedding_cache
+
+    group = write_embedding_cache(tmp_path / "cls", name="sam-custom-0@128")  # a classification cache: grid 4 of 8
+    group.attrs["signature"] = {**group.attrs["signature"], "encoder": {"encoder": "sam", "img_size": 128,
+                                                                         "arch": {"patch_size": 16}}}
+    with pytest.raises(UsageError, match=r"pooled to 4 x 4; prompts need the whole map: extract again with --grid 8"):
+        prompt("eurosat", image="class0/0.jpg", points=["1,1"], cache_dir=tmp_path / "cls", out=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_point_in_map_coordinates_lands_on_its_chip_and_the_outputs_are_georeferenced(tmp_path, tiny_checkpoint):
+    import rasterio
+
+    data = make_synthetic_scene(tmp_path / "scene", size=(300, 400), origin=(600000.0, 4000000.0), pixel=2.0,
+                                masks=True)
+    samembed.extract("scene", data_dir=data, checkpoint=tiny_checkpoint, bands="1,2,3", stretch="fixed:0,4000",
+                     chip_size=128, img_size=256, workers=0, progress=False, cache_dir=tmp_path / "cache")
+    x, y = 600000.0 + 2 * 300.5, 4000000.0 - 2 * 200.5  # pixel (300.5, 200.5) of the scene
+    results = prompt("scene", points=[f"{x},{y}"], in_map=True, cache_dir=tmp_path / "cache", out=tmp_path / "out")
+    (result,) = results
+    group = samembed.open_cache(tmp_path / "cache", "scene")
+    col, row, w, h = (int(v) for v in group.read("window")[result.index])
+    assert col <= 300 < col + w and row <= 200 < row + h
+    assert result.answer.prompt.points == ((300.5 - col, 200.5 - row),)
+    tif = next(p for p in result.files if p.suffix == ".tif")
+    with rasterio.open(tif) as src, rasterio.open(data / "scene.tif") as scene:
+        assert src.crs == scene.crs and (src.width, src.height) == (w, h)
+        assert src.transform == scene.transform @ rasterio.Affine.translation(col, row)
+        assert np.array_equal(src.read(1).astype(bool), result.answer.mask)
+    geojson = json.loads(next(p for p in result.files if p.suffix == ".geojson").read_text())
+    assert geojson["crs"]["properties"]["name"] == "urn:ogc:def:crs:EPSG::32633"
+    if result.answer.mask.any():
+        xs = [c[0] for f in geojson["features"] for ring in f["geometry"]["coordinates"] for c in ring]
+        assert min(xs) >= 600000.0 + 2 * col and max(xs) <= 600000.0 + 2 * (col + w)
+    csv = tmp_path / "prompts.csv"
+    csv.write_text(f"prompt,x,y,label,x0,y0,x1,y1\na,{x},{y},1,,,,\na,{x + 4},{y},0,,,,\nb,,,,{x - 20},{y - 20},{x + 20},{y + 20}\n")
+    two = prompt("scene", prompts_file=csv, in_map=True, cache_dir=tmp_path / "cache")
+    assert [r.answer.prompt.name for r in two] == ["a", "b"] and two[0].answer.prompt.labels == (1, 0)
+    box = two[1].answer.prompt.box
+    assert box[0] < box[2] and box[1] < box[3]  # map y runs up, pixel rows down: the corners are reordered
+
+
+def test_the_zero_shot_recipes_derive_prompts_from_each_component():
+    truth = np.zeros((40, 60), bool)
+    truth[5:10, 5:30] = True  # a bar
+    truth[20:35, 40:45] = True  # another
+    rng = np.random.default_rng(0)
+    prompts = PromptRecipe(points=3, negatives=2)(truth, rng)
+    assert len(prompts) == 2
+    for p in prompts:
+        pos = [pt for pt, label in zip(p.points, p.labels) if label == 1]
+        neg = [pt for pt, label in zip(p.points, p.labels) if label == 0]
+        assert len(pos) == 3 and len(neg) == 2
+        assert all(truth[int(y), int(x)] for x, y in pos) and not any(truth[int(y), int(x)] for x, y in neg)
+    (box1, box2) = [p.box for p in PromptRecipe(box=True)(truth, rng)]
+    assert box1 == (5.0, 5.0, 30.0, 10.0) and box2 == (40.0, 20.0, 45.0, 35.0)
+    centre = PromptRecipe(centre=True)(truth, rng)[0].points[0]
+    assert centre == (17.0, 7.0)  # the innermost pixel of the bar
+    assert PromptRecipe(points=1)(np.zeros((5, 5), bool), rng) == []  # nothing to prompt
+
+
+def test_zero_shot_heads_run_in_a_sweep_beside_the_decoders_and_reach_the_report(tmp_path, tiny_checkpoint):
+    data = make_synthetic_roads(tmp_path / "data", counts=(6, 2, 4), size=64)
+    samembed.extract("road", data_dir=data, checkpoint=tiny_checkpoint, img_size=128, workers=0, progress=False,
+                     cache_dir=tmp_path / "cache")
+    records = samembed.sweep("road", heads=["sam-box", "sam-3points", "sam-conv"], splits=["standard"], epochs=2,
+                             cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs", progress=False)
+    zero = {r["config"]["head"]: r for r in records if r["config"]["head"].startswith("sam-") and r["config"]["head"] != "sam-conv"}
+    assert set(zero) == {"sam-box", "sam-3points"}
+    for record in zero.values():
+        m = record["metrics"]
+        assert record["curves"] == {} and "best_epoch" not in m and m["evaluated_on"] == "test"
+        assert len(m["per_image"]) == 4 and "ground truth" in m["selection"]
+        assert all(row["prompts"] and "mean_dice" not in row for row in m["per_image"] if row["tp"] + row["fn"])
+        assert 0 <= m["micro_dice"] <= 1
+    again = samembed.sweep("road", heads=["sam-box"], splits=["standard"], cache_dir=tmp_path / "cache",
+                           runs_dir=tmp_path / "runs", progress=False)
+    assert again == []  # resumes like any head
+    report = samembed.write_report(tmp_path / "runs")
+    names = [p.name for p in report.files]
+    assert "segmentation_examples_road.png" in names and "segmentation_boxplots_road.png" in names
+    summary = report.summary
+    assert {"road_sam-box", "road_sam-3points"} <= {f"road_{h}" for h in summary["head"]}
