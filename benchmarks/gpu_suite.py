@@ -26,6 +26,7 @@ import gzip
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -367,7 +368,8 @@ def markdown(suite: dict) -> str:
     lines += [f"| {name} | {s['status']} | {s['seconds']:.0f} | `{s['command']}` |" for name, s in done.items()]
     for name, step in done.items():
         if name.startswith("attention-paths") and step["status"] == "ok":
-            lines += ["", f"## `{name}` (`benchmarks/attention_paths.py`)", "", "```", step["output_tail"], "```"]
+            shown = [line for line in step["output_tail"].splitlines() if not re.match(r"[WIE]\d{4} ", line)]  # torch's log
+            lines += ["", f"## `{name}` (`benchmarks/attention_paths.py`)", "", "```", *shown, "```"]
     tests = done.get("pytest-gpu")
     if tests:
         lines += ["", f"`pytest -m gpu`: {tests['output_tail'].splitlines()[-1] if tests['output_tail'] else ''}"]
