@@ -40,6 +40,11 @@ class CheckpointError(SamembedError):
     """A checkpoint file is missing, unreadable or not in the expected format."""
 
 
+class MissingExtraError(SamembedError):
+    """An optional dependency is not installed; the message names the extra that brings it
+    (``pip install "samembed[sam2]"``)."""
+
+
 class DownloadError(SamembedError):
     """A download failed or its checksum did not match."""
 

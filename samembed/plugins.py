@@ -23,6 +23,9 @@ BUILTIN: dict[str, dict[str, str]] = {
         "sam": "samembed.encoders.sam",
         "vgg19": "samembed.encoders.vgg",
         "dinov2": "samembed.encoders.dinov2",
+        "dinov3": "samembed.encoders.dinov3",
+        "sam2": "samembed.encoders.sam2",
+        "prithvi": "samembed.encoders.prithvi",
     },
     "head/classification": {
         "linear": "samembed.heads.pooled",

@@ -27,7 +27,7 @@ from .errors import UsageError
 from .paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 
 TOP = {"name", "dataset", "data_dir", "download", "encoders", "sweep", "report"}
-ENCODER = {"encoder", "model", "checkpoint", "img_size", "grid", "batch_size", "workers", "heads"}
+ENCODER = {"encoder", "model", "checkpoint", "img_size", "grid", "batch_size", "workers", "heads", "prompt_features"}
 SWEEP = {"heads", "baselines", "splits", "shots", "seeds", "feature", "epochs", "lr", "batch_size"}
 REPORT = {"out"}
 
@@ -100,7 +100,7 @@ def run_study(
                             encoder=entry.get("encoder", "sam"), model=entry.get("model"),
                             checkpoint=entry.get("checkpoint"), img_size=entry.get("img_size"), grid=entry.get("grid"),
                             batch_size=entry.get("batch_size"), workers=entry.get("workers"), device=device,
-                            cache_dir=cache_dir, progress=progress)
+                            cache_dir=cache_dir, progress=progress, prompt_features=entry.get("prompt_features", False))
         result.groups.append(extracted.group)
         result.extracted[extracted.group] = extracted.encoded
     for group, entry in zip(result.groups, study["encoders"]):

@@ -36,9 +36,9 @@ class ArraySpec:
     per_shard: bool  # written shard by shard during extraction (else at creation)
 
 
-def default_shard_images(map_channels: int, grid: int) -> int:
-    """Images per shard: about 64 MiB of grid maps, at most 1024 images."""
-    per_image = map_channels * grid * grid * 2
+def default_shard_images(map_channels: int, grid: int, prompt_maps: dict[str, tuple[int, int]] | None = None) -> int:
+    """Images per shard: about 64 MiB of grid maps (and prompt maps), at most 1024 images."""
+    per_image = map_channels * grid * grid * 2 + sum(c * side * side * 2 for c, side in (prompt_maps or {}).values())
     chunk = grid_chunk_images(map_channels, grid)
     return max(chunk, min(MAX_SHARD_IMAGES, TARGET_SHARD_BYTES // per_image) // chunk * chunk)
 
@@ -51,10 +51,13 @@ def grid_chunk_images(map_channels: int, grid: int) -> int:
 def plan_arrays(
     num_images: int, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
     mask_size: int | None = None, subsets: bool = False, data_share: bool = False, chips: bool = False,
+    prompt_maps: dict[str, tuple[int, int]] | None = None,
 ) -> dict[str, ArraySpec]:
     """Every array of one cache group; a segmentation dataset adds ``mask`` (its training targets
     at ``mask_size``) and, with a fixed split, ``subset``; rasters whose pixels may hold no data
-    add ``data_share``; chips of scenes add their ``window`` and ``scene``."""
+    add ``data_share``; chips of scenes add their ``window`` and ``scene``; ``prompt_maps`` (name
+    -> (channels, side)) the maps an encoder's own mask decoder reads besides the whole map (SAM 2's
+    ``high_res_s4``, ``high_res_s8``), each (N, channels, side, side) float16."""
     n, s = num_images, shard_images
     chunk = min(grid_chunk_images(map_channels, grid), s)
     while s % chunk:  # shards must hold whole chunks
@@ -73,6 +76,12 @@ def plan_arrays(
     g = (n, map_channels, grid, grid)
     specs["grid"] = ArraySpec(g, STORAGE_DTYPE, (chunk, map_channels, grid, grid), (s, map_channels, grid, grid),
                               ("image", "channel", "y", "x"), True)
+    for name, (channels, side) in (prompt_maps or {}).items():
+        per = min(grid_chunk_images(channels, side), s)
+        while s % per:
+            per -= 1
+        specs[name] = ArraySpec((n, channels, side, side), STORAGE_DTYPE, (per, channels, side, side),
+                                (s, channels, side, side), ("image", "channel", "y", "x"), True)
     if mask_size:
         specs["mask"] = ArraySpec((n, mask_size, mask_size), "uint8", (chunk, mask_size, mask_size), None,
                                   ("image", "y", "x"), True)

@@ -133,12 +133,13 @@ def open_group_for_writing(
     cache_dir: str | Path, dataset: str, name: str, signature: dict, *, class_names: list[str],
     image_ids: list[str], labels, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
     mask_size: int | None = None, subsets: list[str] | None = None, attrs: dict | None = None,
-    overwrite: bool = False, data_share: bool = False, chips=None,
+    overwrite: bool = False, data_share: bool = False, chips=None, prompt_maps: dict[str, tuple[int, int]] | None = None,
 ) -> zarr.Group:
     """The group ``name`` of the dataset's store, created with every array if it is new, else
     checked against ``signature``. Segmentation datasets pass ``mask_size`` and their fixed
     ``subsets``, rasters ``data_share`` (store the share of pixels holding data per grid cell),
-    chips of scenes their :class:`~samembed.datasets.base.Chips`; ``attrs`` are extra attributes,
+    chips of scenes their :class:`~samembed.datasets.base.Chips`, SAM 2 with ``--prompt-features``
+    its ``prompt_maps`` (name -> (channels, side)); ``attrs`` are extra attributes,
     updated on every open (not in the signature).
 
     A group that stores no image yet is recreated whenever its signature differs (an earlier run
@@ -164,7 +165,7 @@ def open_group_for_writing(
     group = root.create_group(name)
     n = len(image_ids)
     specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None, data_share,
-                        chips is not None)
+                        chips is not None, prompt_maps)
     create_arrays(group, specs, shard_images)
     group["labels"][:] = labels
     group["image_ids"][:] = np.asarray(image_ids, dtype=object)
@@ -179,7 +180,8 @@ def open_group_for_writing(
         "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "done_unit": DONE_PER_IMAGE,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **({"mask_size": mask_size} if mask_size else {}), **({"data_share": True} if data_share else {}),
-        **({"georef": chips.georef} if chips is not None else {}), **(attrs or {}),
+        **({"georef": chips.georef} if chips is not None else {}),
+        **({"prompt_maps": {k: list(v) for k, v in prompt_maps.items()}} if prompt_maps else {}), **(attrs or {}),
         "signature": signature,
     })
     return group

@@ -20,8 +20,8 @@ def extract_command(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
     encoder: str = typer.Option("sam", "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
-    model: Optional[str] = typer.Option(None, "--model", help="Official SAM model vit_b, vit_l or vit_h (downloaded once; default vit_b)."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A SAM-format checkpoint file (architecture inferred)."),
+    model: Optional[str] = typer.Option(None, "--model", help="The encoder's model: sam vit_b (default), vit_l, vit_h; sam2 hiera_t, hiera_s, hiera_b+ (default), hiera_l; dinov3 vits16 (default), vitb16, vitl16, vitl16-sat, ...; prithvi 300m (default), 600m, ...; official weights downloaded once (docs/encoders.md)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A local weights file in the encoder's official format (sam: any SAM-format checkpoint, architecture inferred)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Encoder input side in pixels (default: the checkpoint's, 1024)."),
     grid: Optional[int] = typer.Option(None, "--grid", help="Side of the pooled feature map to store (default 16; 64 keeps SAM's full map at 1024)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch (default 16 on CUDA, 4 on the CPU)."),
@@ -32,10 +32,11 @@ def extract_command(
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
     attention: str = typer.Option("auto", "--attention", help="SAM's attention kernels, GLOBAL[,WINDOWED] blocks, each auto, sdpa or flex (auto: FlexAttention in the global blocks on CUDA where it runs, SDPA otherwise; docs/encoders.md)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete this encoder's group of the cache first and start it over."),
-    bands: Optional[str] = typer.Option(None, "--bands", help="Rasters: the bands of the composite, names or 1-based numbers (B04,B03,B02; VV/VH for a ratio) or a preset (s2-rgb, s2-false-colour, s2-swir, s1-vv-vh-ratio); docs/rasters.md."),
+    bands: Optional[str] = typer.Option(None, "--bands", help="Rasters: the bands of the composite, names or 1-based numbers (B04,B03,B02; VV/VH for a ratio) or a preset (s2-rgb, s2-false-colour, s2-swir, s1-vv-vh-ratio); for prithvi, one band per HLS band (default B02,B03,B04,B8A,B11,B12); docs/rasters.md."),
     stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
     chip_size: Optional[int] = typer.Option(None, "--chip-size", help="scene: chip side in pixels (default 512)."),
     chip_overlap: Optional[int] = typer.Option(None, "--chip-overlap", help="scene: pixels shared by neighbouring chips (default 0)."),
+    prompt_features: bool = typer.Option(False, "--prompt-features", help="Store what the encoder's own mask decoder reads to answer prompts (samembed prompt, zero-shot heads): the whole map and, for sam2, its two higher-resolution maps (4 x the cache; docs/prompts.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
     """Run the frozen encoder once over every image and store the embeddings in the cache.
@@ -50,7 +51,8 @@ def extract_command(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
-        chip_size=chip_size, chip_overlap=chip_overlap, attention=attention,
+        chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
+        attention=attention,
     )
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:

@@ -20,14 +20,16 @@ def prompt_command(
     box: Optional[str] = typer.Option(None, "--box", help="X0,Y0,X1,Y1: top-left and bottom-right corners."),
     prompts: Optional[Path] = typer.Option(None, "--prompts", help="A CSV (x,y,label or x0,y0,x1,y1 per row; image and prompt columns optional) or GeoJSON file of many prompts."),
     map_coords: bool = typer.Option(False, "--map", help="Coordinates are the scene's map coordinates: each prompt goes to the chip that holds it."),
-    single: bool = typer.Option(False, "--single", help="One mask per prompt (SAM's first mask token) instead of the best of three."),
+    single: bool = typer.Option(False, "--single", help="One mask per prompt (SAM's first mask token; SAM 2's choice by stability) instead of the best of three."),
     out: Path = typer.Option(Path("prompts"), "--out", help="Folder for the masks (PNG; GeoTIFF and GeoJSON for georeferenced scenes)."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
-    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The SAM checkpoint the cache was extracted with, if not where extraction found it."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The SAM or SAM 2 checkpoint the cache was extracted with, if not where extraction found it."),
     cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (the decoder is light: the CPU answers in milliseconds)."),
 ):
     """Segment with SAM's prompts (points, boxes) from the cached image embeddings: no image encoder.
+
+    SAM caches at the whole map, and SAM 2 caches extracted with --prompt-features (answered by SAM 2's own decoder).
 
     Example: samembed prompt --dataset road --image Test/image/image181.bmp --point 240,310 --out prompts/
     """

@@ -30,6 +30,16 @@ class EncoderSpec(ABC):
     pooled_dims: dict[str, int]  # pooled vector name -> width, e.g. {"neck": 256, "trunk": 768}
     map_channels: int  # channels C of the feature map
     geometry: Geometry  # the input square and how images, points and masks map onto it
+    # Bands of reflectance the encoder takes as stored (Prithvi: BLUE, GREEN, RED, ...), fed from a
+    # raster's bands by a declared mapping; None: an 8-bit colour image (or a composite of bands).
+    input_bands: tuple[str, ...] | None = None
+
+    def prompt_maps(self) -> dict[str, tuple[int, int]] | None:
+        """The maps, besides the whole feature map, that the encoder's own mask decoder reads to
+        answer prompts: name -> (channels, stride in pixels of the input square), stored with
+        ``--prompt-features`` (SAM 2: two higher-resolution maps; SAM: none, ``{}``). ``None``:
+        samembed answers no prompts with this encoder."""
+        return None
 
     @property
     def img_size(self) -> int:
@@ -52,14 +62,16 @@ class EncoderSpec(ABC):
         preprocessing, architecture)."""
 
     def preprocessor(self) -> Geometry:
-        """The per-image CPU transform, run in loader workers: (H, W, 3) uint8 -> ((3, S, S)
-        uint8 canvas, (h, w) of the image on it). Picklable."""
+        """The per-image CPU transform, run in loader workers: (H, W, C) pixels -> ((C, S, S)
+        canvas, (h, w) of the image on it); uint8 RGB, or float32 for ``geometry.pixels ==
+        "float32"``. Picklable."""
         return self.geometry
 
     @abstractmethod
     def build(self, device: torch.device) -> nn.Module:
         """The frozen network, in eval mode on ``device``. Its forward takes
-        ``images`` (B, 3, S, S) uint8 and ``valid_hw`` (B, 2) int64 and returns
+        ``images`` (B, C, S, S) canvases (uint8, or float32 as the geometry says), ``valid_hw``
+        (B, 2) int64 and optionally ``data`` (B, 1, S, S) bool, and returns
         ``(pooled, feature_map)``: a dict name -> (B, D) float tensors and a (B, C, T, T) map."""
 
 

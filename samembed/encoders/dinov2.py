@@ -34,19 +34,21 @@ PREPROCESSING = ("resize longest side to img_size (PIL bilinear); normalise Imag
 
 
 class DinoV2Encoder(nn.Module):
-    """(B, 3, S, S) uint8 + valid_hw (B, 2) -> ({"cls": (B, C), "mean": (B, C)}, patch map (B, C, S/14, S/14))."""
+    """(B, 3, S, S) uint8 + valid_hw (B, 2) -> ({"cls": (B, C), "mean": (B, C)}, patch map (B, C, S/P, S/P)).
+    A timm ViT with prefix tokens (class token first, then registers, if any); P = ``patch``."""
 
-    def __init__(self, vit: nn.Module):
+    def __init__(self, vit: nn.Module, patch: int = PATCH, normalise: PixelNormalise | None = None):
         super().__init__()
         self.vit = vit
-        self.normalise = PixelNormalise()
+        self.patch = patch
+        self.normalise = normalise if normalise is not None else PixelNormalise()
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor, data: torch.Tensor | None = None):
         size = images.shape[-1]
         tokens = self.vit.forward_features(self.normalise(images, valid_hw, data))  # (B, prefix + T*T, C), final norm
-        side = size // PATCH
+        side = size // self.patch
         patches = tokens[:, self.vit.num_prefix_tokens:].transpose(1, 2).reshape(len(images), -1, side, side)
-        cells = token_mask(valid_hw, side, PATCH, data)
+        cells = token_mask(valid_hw, side, self.patch, data)
         return {"cls": tokens[:, 0].float(), "mean": masked_mean(patches.float(), cells)}, patches
 
 

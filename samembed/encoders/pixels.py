@@ -38,14 +38,15 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class PixelNormalise(nn.Module):
-    """(B, 3, S, S) pixel values 0-255 (any dtype) -> float, normalised; with ``valid_hw`` (B, 2)
+    """(B, C, S, S) pixel values (any dtype) -> float, normalised per band with ``mean`` and
+    ``std`` (default: SAM's and ImageNet's, on the 0-255 scale, C = 3); with ``valid_hw`` (B, 2)
     the padding outside each image's valid region is set to zero after normalising, as SAM does,
     and so are the pixels that hold no data where a (B, 1, S, S) bool ``data`` mask is given."""
 
-    def __init__(self):
+    def __init__(self, mean: tuple[float, ...] = PIXEL_MEAN, std: tuple[float, ...] = PIXEL_STD):
         super().__init__()
-        self.register_buffer("mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
 
     def forward(self, images: torch.Tensor, valid_hw: torch.Tensor | None = None,
                 data: torch.Tensor | None = None) -> torch.Tensor:

@@ -112,6 +112,10 @@ class SamEncoderSpec(EncoderSpec):
             "img_size": self.img_size, "preprocessing": PREPROCESSING, "arch": self.arch.to_dict(),
         }
 
+    def prompt_maps(self) -> dict[str, tuple[int, int]]:
+        """SAM's mask decoder reads the image embedding alone: nothing besides the whole map."""
+        return {}
+
     def build_vit(self) -> ImageEncoderViT:
         """segment_anything's ``ImageEncoderViT`` at ``img_size`` with the checkpoint's weights."""
         a = self.arch

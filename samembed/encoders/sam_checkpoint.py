@@ -141,6 +141,9 @@ def load_prompt_and_mask_decoder(path: Path) -> dict[str, torch.Tensor]:
     any outer prefix such as ``module.`` removed)."""
     anchor = "mask_decoder.iou_token.weight"
     obj, prefixes = _prefixes_of(path, anchor, mmap=True)
+    if any(p.endswith("sam_") for p in prefixes):  # SAM 2's sam_mask_decoder: another architecture
+        raise CheckpointError(f"{path} is a SAM 2 checkpoint; SAM's mask decoder (the sam-vit decoder, prompts) needs "
+                              "a SAM checkpoint in the segment-anything format")
     if not prefixes:
         raise CheckpointError(f"{path} has no SAM mask decoder (no {anchor} tensor); the sam-vit decoder needs a "
                               "full SAM checkpoint, as the official files are")

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
+from ..errors import CheckpointError
 from .sam_checkpoint import load_prompt_and_mask_decoder
 
 DECODER_HEADS = 8
@@ -24,6 +25,9 @@ def _count(sd: dict, pattern: str) -> int:
 
 def build_mask_decoder(sd: dict[str, torch.Tensor]) -> MaskDecoder:
     """segment_anything's ``MaskDecoder`` with the ``mask_decoder.*`` tensors of ``sd``."""
+    if "mask_decoder.hf_token.weight" in sd:  # SAM-HQ: its decoder also reads early ViT features, not cached
+        raise CheckpointError("the checkpoint holds SAM-HQ's mask decoder, which also reads early image-encoder "
+                              "features that the cache does not store; use a SAM checkpoint's decoder (--checkpoint)")
     dim = sd["mask_decoder.iou_token.weight"].shape[1]
     decoder = MaskDecoder(
         num_multimask_outputs=sd["mask_decoder.mask_tokens.weight"].shape[0] - 1,

@@ -23,6 +23,7 @@ def extract(
     cache_dir: str | Path = DEFAULT_CACHE_DIR, skip_bad: bool = False, shard_images: int | None = None,
     progress: bool = True, resize_on_device: bool | None = None, compile: bool = False, overwrite: bool = False,
     bands: str | None = None, stretch: str | None = None, chip_size: int | None = None, chip_overlap: int | None = None,
+    prompt_features: bool = False,
     attention: str = "auto",
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
@@ -41,13 +42,16 @@ def extract(
     by rounding, so the choice is part of the signature. ``compile`` runs the encoder through
     ``torch.compile``. ``bands`` and ``stretch`` make the composite of multi-band or non-8-bit
     rasters (docs/rasters.md); ``chip_size`` and ``chip_overlap`` cut the ``scene`` dataset's rasters.
+    ``prompt_features`` stores what the encoder's own mask decoder reads to answer prompts: the
+    whole feature map and, for SAM 2, its two higher-resolution maps (docs/prompts.md).
     ``attention`` picks SAM's attention kernels, ``GLOBAL[,WINDOWED]`` of ``auto``, ``sdpa``,
     ``flex`` (:mod:`samembed.encoders.attention`); recorded in the signature only where the numbers
     can differ from SDPA's (FlexAttention below float32)."""
     plan = plan_extraction(dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
                            checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
                            shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
-                           dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap}, attention=attention)
+                           dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap},
+                           prompt_features=prompt_features, attention=attention)
     check_runtime_options(batch_size, workers)
     with writer_lock(plan.cache_dir, plan.index.name):
         group = plan.open_group(overwrite)

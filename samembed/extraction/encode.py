@@ -87,9 +87,10 @@ def _encode(
     mask_size = group.attrs.get("mask_size")
     done_per_image = group.attrs.get("done_unit") == DONE_PER_IMAGE
     specs = {name: s for name, s in plan_arrays(n, spec.pooled_dims, spec.map_channels, plan.grid, shard_images,
-                                                mask_size, data_share=bool(group.attrs.get("data_share"))).items()
+                                                mask_size, data_share=bool(group.attrs.get("data_share")),
+                                                prompt_maps=plan.prompt_maps).items()
              if name in group}  # older groups lack 'error'
-    model = spec.build(device)
+    model = spec.build(device, prompt_maps=True) if plan.prompt_maps else spec.build(device)
     if compile:
         model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
     dtype = compute_dtype(device)
@@ -119,7 +120,8 @@ def _encode(
 
             for batch in loader:
                 if plan.resize_on_device:
-                    images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6])
+                    images, data = resize_on_device(batch[1], batch[2], spec.img_size, device, batch[6],
+                                                    round=spec.geometry.pixels == "uint8")
                     batch = (batch[0], images, *batch[2:6], data)
                 try:
                     flight = _launch(model, batch, device, dtype, plan.grid, skip_bad, host)
@@ -201,9 +203,11 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
         raise CorruptImageError(errors[bad[0]])
     autocast = torch.autocast(dev.type, dtype=dtype) if dtype != torch.float32 else contextlib.nullcontext()
     with torch.inference_mode(), autocast:
-        pooled, feature_map = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True), data)
+        # (pooled, feature map) or, with the prompt maps of SAM 2's decoder, (pooled, feature map, maps)
+        pooled, feature_map, *maps = model(images.to(dev, non_blocking=True), valid_hw.to(dev, non_blocking=True), data)
         grid_map = F.adaptive_avg_pool2d(feature_map.float(), grid)
-        outputs = {name: v.float().to(torch.float16) for name, v in {**pooled, "grid": grid_map}.items()}
+        outputs = {name: v.float().to(torch.float16)
+                   for name, v in {**pooled, "grid": grid_map, **(maps[0] if maps else {})}.items()}
         if data is not None:  # the share of each grid cell's pixels that hold data, like valid_hw for padding
             outputs["data_share"] = (F.adaptive_avg_pool2d(data.float(), grid)[:, 0] * 255).round().to(torch.uint8)
     event = None

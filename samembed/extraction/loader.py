@@ -19,7 +19,8 @@ from ..locks import close_inherited_locks
 
 class ImageFiles(Dataset):
     """Item ``j`` is image ``indices[j]`` of the reader's dataset, decoded and preprocessed:
-    ``(index, image (3, S, S) uint8, valid_hw (2,), orig_hw (2,), error, mask, data)``. ``mask`` is
+    ``(index, image (C, S, S), valid_hw (2,), orig_hw (2,), error, mask, data)``; the image is the
+    geometry's canvas (:meth:`Geometry.canvas`: uint8 RGB, or float32 bands). ``mask`` is
     the (M, M) uint8 training target of a segmentation dataset (:meth:`Geometry.mask_targets`,
     M = ``mask_size``), or an empty tensor; ``data`` is the (1, S, S) uint8 mask of the pixels that
     hold data (1) for rasters, or an empty tensor. With ``raw``, ``image`` (and ``data``) are the
@@ -65,7 +66,7 @@ class ImageFiles(Dataset):
             return i, image, torch.tensor(valid), torch.tensor(rgb.shape[:2]), "", mask, data_t
         except (CorruptImageError, ImageFormatError) as err:
             side = 1 if self.raw else self.geometry.img_size
-            blank = torch.zeros(3, side, side, dtype=torch.uint8)
+            blank = self.geometry.blank(side)
             mask = torch.zeros((self.mask_size, self.mask_size) if self.mask_size else 0, dtype=torch.uint8)
             data_t = torch.zeros((1, side, side) if self.with_data else 0, dtype=torch.uint8)
             zeros = torch.zeros(2, dtype=torch.int64)
@@ -126,16 +127,16 @@ def image_loader(
 
 
 def resize_on_device(images, valid_hw: torch.Tensor, img_size: int, device: torch.device,
-                     data=None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Raw uint8 images (a (B, 3, H, W) tensor or a list of (3, H, W)) -> (B, 3, S, S) float canvases
-    on ``device``: each resized bilinearly (antialiased when shrinking) to its ``valid_hw`` and
-    rounded to 0-255 as SAM's PIL resize is, placed top-left on zeros. Only the small decoded images
+                     data=None, round: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Raw images (a (B, C, H, W) tensor or a list of (C, H, W)) -> (B, C, S, S) float canvases
+    on ``device``: each resized bilinearly (antialiased when shrinking) to its ``valid_hw`` and,
+    with ``round`` (uint8 images), rounded to 0-255 as SAM's PIL resize is, placed top-left on zeros. Only the small decoded images
     cross to the device (a 64 x 64 uint8 tile is 1/1024 of its 1024 x 1024 float32 canvas). Raw
     data masks (B, 1, H, W) go to (B, 1, S, S) canvases with nearest-exact sampling, as on the CPU."""
     batch = images if isinstance(images, list) else list(images.unbind(0))
     masks = None if data is None or (not isinstance(data, list) and not data.numel()) else (
         data if isinstance(data, list) else list(data.unbind(0)))
-    canvas = torch.zeros(len(batch), 3, img_size, img_size, device=device)
+    canvas = torch.zeros(len(batch), batch[0].shape[0], img_size, img_size, device=device)
     data_canvas = torch.zeros(len(batch), 1, img_size, img_size, device=device) if masks is not None else None
     groups: dict[tuple, list[int]] = {}
     for k, image in enumerate(batch):
@@ -145,7 +146,7 @@ def resize_on_device(images, valid_hw: torch.Tensor, img_size: int, device: torc
             continue
         x = torch.stack([batch[k] for k in ks]).to(device, non_blocking=True).float()
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-        canvas[ks, :, :h, :w] = x.round_().clamp_(0, 255)
+        canvas[ks, :, :h, :w] = x.round_().clamp_(0, 255) if round else x
         if masks is not None:
             m = torch.stack([masks[k] for k in ks]).to(device, non_blocking=True).float()
             data_canvas[ks, :, :h, :w] = F.interpolate(m, size=(h, w), mode="nearest-exact")

@@ -15,6 +15,7 @@ from ..cache.layout import default_shard_images
 from ..cache.signature import make_signature
 from ..cache.store import group_name, open_group_for_writing, store_path, stored_signature
 from ..datasets import DatasetIndex, load_dataset
+from ..datasets.bands import BandStack, band_stack
 from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sample_images, stretch_from_signature,
                                   with_percentile_statistics)
 from ..datasets.inputs import InputReader
@@ -25,6 +26,7 @@ from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 
 ON_DEVICE_RESIZE = "on the device: torch bilinear (antialiased), rounded to 0-255"
+ON_DEVICE_RESIZE_FLOAT = "on the device: torch bilinear (antialiased), float32, not rounded"
 
 
 @dataclass(frozen=True)
@@ -43,12 +45,15 @@ class ExtractionPlan:
     signature: dict
     attrs: dict = field(default_factory=dict)
     cache_dir: Path = DEFAULT_CACHE_DIR
-    composite: Composite | None = None  # bands and stretch of rasters (docs/rasters.md)
+    composite: Composite | BandStack | None = None  # rasters: bands and stretch, or bands as stored (docs/rasters.md)
+    # --prompt-features: maps besides the whole map that the encoder's own mask decoder reads,
+    # name -> (channels, side) (SAM 2's two high-resolution maps; empty for SAM, and without the option)
+    prompt_maps: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def group_name(self) -> str:
-        """``<encoder key>@<input size>``, and ``+<composite>`` for a composite of rasters, so that
-        several composites of one dataset sit side by side."""
+        """``<encoder key>@<input size>``, and ``+<composite>`` for a composite of rasters (or
+        ``+<bands>`` for an encoder's stack of bands), so that several sit side by side."""
         name = group_name(self.spec.key, self.spec.img_size)
         return name + (f"+{self.composite.key()}" if self.composite is not None else "")
 
@@ -67,6 +72,7 @@ class ExtractionPlan:
             map_channels=spec.map_channels, grid=self.grid, shard_images=self.shard_images, mask_size=self.mask_size,
             subsets=index.subsets, attrs=self.attrs, overwrite=overwrite,
             data_share=InputReader(index, self.composite).may_lack_data, chips=index.chips,
+            prompt_maps=self.prompt_maps,
         )
 
 
@@ -75,32 +81,49 @@ def plan_extraction(
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
-    stretch: str | None = None, dataset_options: dict | None = None, attention: str = "auto",
+    stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
+    attention: str = "auto",
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
     for segmentation (decoders need SAM's full image embedding). ``resize_on_device`` defaults to
     on CUDA, for encoders with the SAM-style resize. ``bands`` and ``stretch`` make the composite of
     multi-band or non-8-bit rasters (:mod:`samembed.datasets.composite`); percentile statistics are
-    computed once, then read back from the cache group. ``dataset_options`` go to the dataset's
-    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``). ``attention`` picks SAM's
-    attention kernels (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the
-    kernels it was written with."""
+    computed once, then read back from the cache group. An encoder that takes bands of reflectance
+    (``spec.input_bands``: Prithvi) gets them as stored through a declared mapping
+    (:func:`~samembed.datasets.bands.band_stack`; ``bands`` overrides it, ``stretch`` is refused). ``dataset_options`` go to the dataset's
+    loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``). ``prompt_features`` stores
+    what the encoder's own prompt decoder reads (:func:`prompt_maps`): the whole map, and for SAM 2
+    its two higher-resolution maps. ``attention`` picks SAM's attention kernels
+    (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the kernels it was written
+    with."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
-    grid = grid if grid is not None else (spec.map_size if segmentation else min(16, spec.map_size))
+    maps = prompt_maps(spec, grid) if prompt_features else {}
+    whole = segmentation or prompt_features
+    grid = grid if grid is not None else (spec.map_size if whole else min(16, spec.map_size))
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
     mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
-    composite = _composite(index, bands, stretch, spec, Path(cache_dir))
+    if spec.input_bands is not None:
+        if stretch is not None:
+            raise UsageError(f"{spec.name} takes reflectance as stored and normalises it itself; drop --stretch")
+        composite = band_stack(spec.input_bands, index.bands, bands, spec.name, index.name)
+    else:
+        composite = _composite(index, bands, stretch, spec, Path(cache_dir))
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
     if on_device:
-        signature["resize"] = ON_DEVICE_RESIZE
-    if composite is not None:
+        signature["resize"] = ON_DEVICE_RESIZE if spec.geometry.pixels == "uint8" else ON_DEVICE_RESIZE_FLOAT
+    if maps:  # other arrays stored: another signature, so a group never mixes the two layouts
+        signature["prompt_maps"] = {name: {"channels": c, "side": side, "dtype": "float16"}
+                                    for name, (c, side) in maps.items()}
+    if isinstance(composite, BandStack):
+        signature["bands"] = composite.signature()
+    elif composite is not None:
         signature["composite"] = composite.signature()
     path = _attention(spec, attention, dev, group_name(spec.key, spec.img_size)
                       + (f"+{composite.key()}" if composite is not None else ""), index.name, Path(cache_dir))
@@ -113,8 +136,8 @@ def plan_extraction(
         attrs["checkpoint"] = str(Path(spec.checkpoint).resolve())
     return ExtractionPlan(
         index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
-        shard_images=shard_images or default_shard_images(spec.map_channels, grid), resize_on_device=on_device,
-        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite,
+        shard_images=shard_images or default_shard_images(spec.map_channels, grid, maps), resize_on_device=on_device,
+        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite, prompt_maps=maps,
     )
 
 
@@ -131,6 +154,20 @@ def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str, c
     else:
         spec.attention = resolve_attention(setting, dev, spec.head_dim, dtype)
     return spec.attention
+
+
+def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int]]:
+    """``--prompt-features``: the maps besides the whole feature map that ``spec``'s own mask
+    decoder reads, name -> (channels, side at the input size); the whole map is stored too, so a
+    smaller ``grid`` is refused, and so is an encoder whose prompts samembed does not answer."""
+    maps = spec.prompt_maps()
+    if maps is None:
+        raise UsageError(f"--prompt-features is for encoders whose prompt decoder samembed runs (sam, sam2), not "
+                         f"{spec.name}; drop it")
+    if grid is not None and grid != spec.map_size:
+        raise UsageError(f"--prompt-features stores the whole feature map ({spec.map_size} x {spec.map_size}); drop "
+                         f"--grid {grid} or give --grid {spec.map_size}")
+    return {name: (channels, spec.img_size // stride) for name, (channels, stride) in maps.items()}
 
 
 def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec: EncoderSpec,

@@ -1,13 +1,18 @@
-"""SAM's prompt encoder and mask decoder on the image embeddings of a cache group: a prompt answered
-in milliseconds, with no image encoder.
+"""The prompt encoder and mask decoder of the cache's own model on the image embeddings of a cache
+group: a prompt answered in milliseconds, with no image encoder.
 
-For one image, every prompt goes through the checkpoint's ``PromptEncoder`` and ``MaskDecoder``
+SAM caches: every prompt goes through the checkpoint's ``PromptEncoder`` and ``MaskDecoder``
 exactly as ``SamPredictor.predict`` sends it (coordinates mapped onto the input square, shifted to
-pixel centres, a padding point when there is no box), batched: prompts with the same number of
-points and the same use of a box share decoder calls of up to ``PROMPTS_PER_CALL``. Masks return to the original image as
-``Sam.postprocess_masks`` does (bilinear to the square, the image's part, bilinear to the original
-size) and are thresholded at logit 0; with several masks per prompt the one with the highest
-predicted IoU is kept, as SAM's users do."""
+pixel centres, a padding point when there is no box). SAM 2 caches made with
+``--prompt-features``: through SAM 2's own ``sam_prompt_encoder`` and ``sam_mask_decoder`` exactly
+as ``SAM2ImagePredictor.predict`` sends them (a box as two corner points with labels 2 and 3 before
+the clicks, a padding point always, the two stored higher-resolution maps beside the embedding),
+with coordinates stretched onto the square as SAM 2's transforms do. Prompts with the same number of
+points and the same use of a box share decoder calls of up to ``PROMPTS_PER_CALL``. Masks return to
+the original image as the model's predictor does (the geometry's ``input_to_original``: SAM's
+bilinear to the square, the image's part, bilinear to the original size; SAM 2's bilinear straight
+to the original size) and are thresholded at logit 0; with several masks per prompt the one with
+the highest predicted IoU is kept, as SAM's users do."""
 
 from __future__ import annotations
 
@@ -46,16 +51,21 @@ PROMPTS_PER_CALL = 8
 
 class CachePredictor:
     """Answers prompts on the images of ``group`` (a cache group that holds SAM's whole image
-    embedding) with the prompt encoder and mask decoder of the checkpoint it was extracted with
-    (``checkpoint`` overrides where it is found)."""
+    embedding, or SAM 2's with its two higher-resolution maps) with the prompt encoder and mask
+    decoder of the checkpoint it was extracted with (``checkpoint`` overrides where it is found)."""
 
     def __init__(self, group: CacheGroup, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"):
         signature = group.signature
         encoder = signature.get("encoder", {})
-        if encoder.get("encoder") != "sam":
-            raise UsageError(f"{group.name} was extracted with {encoder.get('encoder')}; prompts need SAM's image "
-                             "embedding (extract with --encoder sam)")
-        geometry = Geometry(int(encoder["img_size"]), int(encoder.get("arch", {}).get("patch_size", 16)))
+        self.model = encoder.get("encoder")
+        if self.model not in ("sam", "sam2"):
+            raise UsageError(f"{group.name} was extracted with {self.model}; prompts need SAM's or SAM 2's image "
+                             "embedding (extract with --encoder sam or sam2)")
+        self.map_names = tuple(signature.get("prompt_maps", {}))  # SAM 2's higher-resolution maps
+        if self.model == "sam2" and not self.map_names:
+            raise UsageError(f"{group.name} is a SAM 2 cache made without --prompt-features, and SAM 2's mask decoder "
+                             "also reads two higher-resolution maps; extract again with --prompt-features --overwrite")
+        geometry = Geometry.from_signature(encoder)
         if int(signature["grid"]) != geometry.map_size:
             raise UsageError(f"{group.store.name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
@@ -66,8 +76,14 @@ class CachePredictor:
                                   f"{group.name} was extracted with{f' ({path})' if path else ''}, and it is not "
                                   "there; pass it with --checkpoint")
         self.group, self.geometry, self.device = group, geometry, torch.device(device)
-        self.prompt_encoder, self.mask_decoder = load_prompt_modules(path, geometry.map_size, geometry.img_size,
-                                                                     self.device)
+        if self.model == "sam2":
+            from ..encoders import create_encoder
+
+            spec = create_encoder("sam2", checkpoint=path, img_size=geometry.img_size)
+            self.prompt_encoder, self.mask_decoder = spec.build_prompt_modules(self.device)
+        else:
+            self.prompt_encoder, self.mask_decoder = load_prompt_modules(path, geometry.map_size, geometry.img_size,
+                                                                         self.device)
         channels = group.group["grid"].shape[1]
         if self.prompt_encoder.embed_dim != channels:
             raise CheckpointError(f"{path}'s prompt encoder takes {self.prompt_encoder.embed_dim} channels but the "
@@ -92,12 +108,21 @@ class CachePredictor:
         """(1, C, G, G) float32 image embedding of image ``i`` (stored as float16)."""
         return torch.as_tensor(self.group.group["grid"][i:i + 1], device=self.device).float()
 
+    def high_res(self, i: int) -> list[torch.Tensor]:
+        """SAM 2: the higher-resolution maps of image ``i`` its mask decoder reads, float32
+        [(1, 32, 4G, 4G), (1, 64, 2G, 2G)] (stored as float16); SAM: []."""
+        return [torch.as_tensor(self.group.group[name][i:i + 1], device=self.device).float()
+                for name in self.map_names]
+
     @torch.inference_mode()
-    def logits(self, i: int, prompts: list[Prompt], multimask: bool = True,
-               embedding: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def logits(self, i: int, prompts: list[Prompt], multimask: bool = True, embedding: torch.Tensor | None = None,
+               high_res: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, k, 4G, 4G) low-resolution mask logits and (P, k) predicted IoUs of ``prompts`` (in
-        image ``i``'s pixels) on image ``i``; k = 3 with ``multimask``, else 1."""
+        image ``i``'s pixels) on image ``i``; k = 3 with ``multimask``, else 1. ``embedding`` (1, C,
+        G, G) and, for SAM 2, ``high_res`` replace the stored ones (float32 features, for tests)."""
         embedding = self.embedding(i) if embedding is None else embedding
+        if self.model == "sam2":
+            high_res = self.high_res(i) if high_res is None else high_res
         hw = self.orig_hw[i]
         k = 3 if multimask else 1
         size = 4 * self.geometry.map_size
@@ -118,12 +143,32 @@ class CachePredictor:
             if has_box:
                 box = self.geometry.boxes_to_input(np.array([prompts[p].box for p in members], float), hw)
                 boxes = torch.as_tensor(box, dtype=torch.float, device=self.device)
-            sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=None)
-            masks, scores = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
-                                              sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                              multimask_output=multimask)
+            if self.model == "sam2":
+                masks, scores = self._sam2(embedding, high_res, points, boxes, multimask)
+            else:
+                sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=None)
+                masks, scores = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
+                                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                                  multimask_output=multimask)
             low_res[members], iou[members] = masks, scores
         return low_res, iou
+
+    def _sam2(self, embedding: torch.Tensor, high_res: list[torch.Tensor], points, boxes, multimask: bool):
+        """One call of SAM 2's prompt encoder and mask decoder, as ``SAM2ImagePredictor._predict``:
+        a box becomes two points labelled 2 and 3 placed before the clicks, the prompt encoder gets
+        no box (so it pads every prompt with a padding point), and the decoder repeats the image's
+        features for a batch of prompts. Returns (P, k, 4G, 4G) logits and (P, k) IoUs."""
+        if boxes is not None:
+            corners = boxes.reshape(-1, 2, 2)
+            labels = torch.tensor([[2, 3]], dtype=torch.int, device=self.device).repeat(len(corners), 1)
+            points = (corners, labels) if points is None else (torch.cat([corners, points[0]], dim=1),
+                                                               torch.cat([labels, points[1]], dim=1))
+        sparse, dense = self.prompt_encoder(points=points, boxes=None, masks=None)
+        masks, scores, _, _ = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
+                                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                                multimask_output=multimask, repeat_image=points[0].shape[0] > 1,
+                                                high_res_features=high_res)
+        return masks, scores
 
     def predict(self, i: int, prompts: list[Prompt], multimask: bool = True) -> list[PromptMask]:
         """The mask of each prompt on image ``i`` at the original resolution."""

@@ -50,7 +50,8 @@ def prompt(
     out: str | Path | None = None, cache_dir: str | Path = DEFAULT_CACHE_DIR, checkpoint: str | Path | None = None,
     device: str = "cpu",
 ) -> list[PromptResult]:
-    """Answer prompts on cached images with SAM's prompt encoder and mask decoder.
+    """Answer prompts on cached images with SAM's (or, on a SAM 2 cache made with
+    ``prompt_features``, SAM 2's) prompt encoder and mask decoder.
 
     The prompt is ``points`` (``"X,Y"`` or ``"X,Y,LABEL"``) and at most one of ``boxes``
     (``"X0,Y0,X1,Y1"``) on ``image``, or every prompt of ``prompts_file`` (CSV or GeoJSON: see

@@ -41,7 +41,7 @@ class SegmentationExperiment(Experiment):
         self.index = self.dataset()  # the masks are the truth
         self.orig_hw = group.read("orig_hw")
         self.masks = MaskData(group.read("mask"), group.read("valid_hw"), group.img_size)
-        self.geometry = Geometry(group.img_size)
+        self.geometry = Geometry.from_signature(group.signature["encoder"])
 
     @property
     def default_split(self) -> SplitSpec | None:
