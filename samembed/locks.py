@@ -20,20 +20,29 @@ _HELD: set[int] = set()  # file descriptors of the locks this process holds
 
 
 class LockBusy(Exception):
-    """Raised by :func:`file_lock` with ``wait=False`` when another process holds the lock."""
+    """Raised by :func:`file_lock` with ``wait=False`` when another process holds the lock;
+    ``note`` is what the holder wrote into the lock file."""
+
+    def __init__(self, path: str, note: str = ""):
+        super().__init__(path)
+        self.note = note
 
 
 @contextlib.contextmanager
-def file_lock(path: str | Path, wait: bool = True):
-    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block. With
-    ``wait=False`` a lock held elsewhere raises :class:`LockBusy` at once."""
+def file_lock(path: str | Path, wait: bool = True, note: str = ""):
+    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block, with
+    ``note`` (who holds it) written into the file. With ``wait=False`` a lock held elsewhere
+    raises :class:`LockBusy` at once, carrying the holder's note."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
         if fcntl is not None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
             except BlockingIOError:
-                raise LockBusy(str(path)) from None
+                raise LockBusy(str(path), os.pread(fd, 4096, 0).decode(errors="replace")) from None
+        if note:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, note.encode(), 0)
         _HELD.add(fd)
         yield
     finally:

@@ -10,7 +10,7 @@ The file (``experiments/eurosat-study.toml`` is a full example)::
     encoder = "sam"                #   grid, batch_size, workers; heads = [...] overrides [sweep] heads
     model = "vit_b"
     [sweep]                        # heads, baselines (from scratch, run once), splits or shots, seeds,
-    heads = ["linear", "knn"]      #   feature, epochs, lr, batch_size; the heads' kinds give the
+    heads = ["linear", "knn"]      #   feature, epochs, lr, batch_size, min_steps; the heads' kinds give the
     splits = [0.2, 0.5]            #   rest of the defaults
     seeds = 3
     [report]                       # optional: out = "folder"
@@ -28,7 +28,7 @@ from .paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
 
 TOP = {"name", "dataset", "data_dir", "download", "encoders", "sweep", "report"}
 ENCODER = {"encoder", "model", "checkpoint", "img_size", "grid", "batch_size", "workers", "heads", "prompt_features"}
-SWEEP = {"heads", "baselines", "splits", "shots", "seeds", "feature", "epochs", "lr", "batch_size"}
+SWEEP = {"heads", "baselines", "splits", "shots", "seeds", "feature", "epochs", "lr", "batch_size", "min_steps"}
 REPORT = {"out"}
 
 
@@ -89,7 +89,8 @@ def run_study(
     plan = study["sweep"]
     splits = {"shots": plan["shots"]} if "shots" in plan else {"splits": plan.get("splits", [0.2])}
     common = dict(seeds=plan.get("seeds", 1), feature=plan.get("feature"), epochs=plan.get("epochs"),
-                  lr=plan.get("lr"), batch_size=plan.get("batch_size"), device=device, cache_dir=cache_dir,
+                  lr=plan.get("lr"), batch_size=plan.get("batch_size"), min_steps=plan.get("min_steps"),
+                  device=device, cache_dir=cache_dir,
                   runs_dir=runs_dir, data_dir=data_dir, download=study.get("download", False), progress=progress,
                   **splits)
     result = StudyResult([], 0, None)

@@ -44,3 +44,41 @@ def embedding_cache(tmp_path):
     """Folder of a complete, separable generated cache for dataset 'eurosat' (5 classes x 40)."""
     write_embedding_cache(tmp_path / "cache")
     return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's standalone S3-compatible server on loopback (a free port), as s3fs's and zarr's own
+    test suites start it, for the whole session; its endpoint URL."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture()
+def s3_endpoint(s3_server, monkeypatch):
+    """The loopback S3 server, with the AWS variables pointing every client (and subprocesses) at
+    it for this test only: left set, they would change other tests (rasterio opens a boto session
+    for every file when it sees AWS credentials)."""
+    for name, value in {"AWS_ENDPOINT_URL": s3_server, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_CONFIG_FILE": "/nonexistent", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name, raising=False)
+    return s3_server
+
+
+@pytest.fixture()
+def s3_bucket(s3_endpoint):
+    """A new, empty bucket on the loopback S3 server; its name."""
+    import uuid
+
+    import boto3
+
+    name = f"samembed-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
+    return name

@@ -21,7 +21,7 @@ PACKAGE = ROOT / "samembed"
 # Lowest first: a module may import its own layer and the layers below, never one above.
 LAYERS = [
     {"errors", "registry", "paths", "hashing", "atomic", "download", "devices", "locks", "version", "plugins", "lazy",
-     "splits"},
+     "splits", "threads"},
     {"datasets", "encoders"},
     {"cache"},
     {"extraction", "heads"},
@@ -199,12 +199,23 @@ def test_a_cache_and_runs_store_of_the_previous_release_open_and_resume_with_the
     eurosat = samembed.open_cache(cache, "eurosat")
     assert eurosat.progress == (20, 20) and eurosat.skipped == [] and len(eurosat.extraction_runs) == 1
     common = dict(cache_dir=cache, runs_dir=runs, progress=False, device="cpu", epochs=2)
-    assert samembed.sweep("eurosat", heads=["linear", "knn", "logreg", "sam-conv"], splits=[0.5], seeds=2,
-                          **common) == []
+    # The release trained linear at a fixed lr of 1e-3; linear now chooses its lr on a held-out part
+    # of the training set unless --lr is given: --lr 1e-3 is the release's training and finds its runs.
+    assert samembed.sweep("eurosat", heads=["linear"], lr=1e-3, splits=[0.5], seeds=2, **common) == []
+    assert samembed.sweep("eurosat", heads=["knn", "logreg", "sam-conv"], splits=[0.5], seeds=2, **common) == []
     assert samembed.sweep("road", heads=["sam-conv", "sam-vit", "unet"], splits=["standard"], data_dir=data / "road",
                           checkpoint=release / "tiny_sam.pth", **common) == []
     new = samembed.sweep("eurosat", heads=["knn"], splits=[0.5], seeds=3, **common)
     assert [r["config"]["seed"] for r in new] == [2]  # resumes: only the seed it had not run
+    changed = samembed.sweep("eurosat", heads=["linear"], splits=[0.5], seeds=1, **common)
+    assert len(changed) == 1 and changed[0]["config"]["settings"]["lr_grid"]  # other training, other run id
+
+
+# Columns the report gained after release 0.1.0 (issue 16): the bootstrap interval over the
+# evaluated images and the batch the runs trained with. Every column the release wrote is still
+# written with the same values, except the seed intervals, now cut to a metric's range [0, 1].
+ADDED_COLUMNS = {"summary.csv": ["accuracy_boot95_low", "accuracy_boot95_high", "macro_f1_boot95_low",
+                                 "macro_f1_boot95_high", "batch_size"]}
 
 
 def test_the_report_of_the_previous_releases_runs_is_unchanged(release, tmp_path):
@@ -212,7 +223,16 @@ def test_the_report_of_the_previous_releases_runs_is_unchanged(release, tmp_path
     written = sorted(p.name for p in report.files if p.suffix == ".csv")
     assert written == sorted(p.name for p in (release / "report").glob("*.csv"))
     for name in written:
-        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "report" / name), pd.read_csv(release / "report" / name))
+        now, then = pd.read_csv(tmp_path / "report" / name), pd.read_csv(release / "report" / name)
+        assert list(now.columns) == list(then.columns) + ADDED_COLUMNS.get(name, [])
+        for column in then.columns:
+            if "_ci95_" in column:
+                then[column] = then[column].clip(0.0, 1.0)
+        pd.testing.assert_frame_equal(now[list(then.columns)], then)
+    summary = pd.read_csv(tmp_path / "report" / "summary.csv")
+    assert (summary["accuracy_boot95_low"] <= summary["accuracy_mean"]).all()
+    assert (summary["accuracy_mean"] <= summary["accuracy_boot95_high"]).all()
+    assert summary["batch_size"].isna().all()  # release 0.1.0's records do not say which batch was used
 
 
 # ------------------------------------------------------------------------------- a study file

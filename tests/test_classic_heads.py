@@ -179,3 +179,24 @@ def test_both_heads_are_in_the_registry():
     assert get_head("logreg").kind == "classic"
     assert get_head("knn").factory is knn.fit_predict
     assert get_head("logreg").factory is logreg.fit_predict
+
+
+def test_knn_of_many_runs_from_one_gram_matrix_equals_each_run_alone():
+    """A sweep's knn runs share one pass over the Gram matrix; each equals fit_predict on its own
+    (with and without a held-out part, queries in any order, k capped at small training sets)."""
+    from samembed.heads.knn import fit_predict, fit_predict_many
+
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(4), 30)
+    x = (rng.normal(0, 1, (4, 8))[labels] + rng.normal(0, 1.2, (120, 8))).astype(np.float32)
+    runs = []
+    for seed in range(3):
+        perm = rng.permutation(120)
+        runs.append((np.sort(perm[:70]), perm[70:], seed))  # eval rows unsorted
+    runs.append((np.array([0, 30, 60, 90]), np.arange(1, 120, 7), 5))  # one image a class: no held-out part
+    runs.append((np.arange(0, 120, 9), np.arange(1, 120, 3), 6))  # k grid capped
+    many = fit_predict_many(x, labels, runs, num_classes=4, block=16)
+    for (train, evaluate, seed), (pred, info) in zip(runs, many):
+        alone, alone_info = fit_predict(x[train], labels[train], x[evaluate], num_classes=4, seed=seed)
+        assert np.array_equal(pred, alone) and info == alone_info
+    assert "without selection" in many[3][1]["selection"] and many[0][1]["selection"].startswith("k chosen")

@@ -122,3 +122,10 @@ def test_train_head_and_sweep_from_the_cli(tmp_path):
         "error: unknown head 'nope'; choose one of: cnn, knn, linear, logreg, mlp, resnet18, sam-conv, sam-vit"]
     bad = invoke("sweep", "--splits", "0.2,x", *common)
     assert bad.exit_code == 1 and "--split must be a fraction" in bad.output
+
+
+def test_version_answers_without_a_command():
+    from samembed.version import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output.strip() == f"samembed {__version__}"

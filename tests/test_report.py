@@ -44,10 +44,42 @@ def report(runs_dir, tmp_path_factory):
 
 def test_confidence_interval_on_a_hand_checked_example():
     # mean 0.9, sample std 0.1, n 3: half width = t(0.975, 2) * 0.1 / sqrt(3) = 4.302653 * 0.0577350 = 0.248414
+    # The upper end, 1.148, is past any accuracy: the interval is cut to [0, 1].
     low, high = confidence_interval([0.8, 0.9, 1.0])
+    assert low == pytest.approx(0.9 - 0.248414, abs=1e-6) and high == 1.0
+    low, high = confidence_interval([0.8, 0.9, 1.0], bounds=(-math.inf, math.inf))
     assert low == pytest.approx(0.9 - 0.248414, abs=1e-6) and high == pytest.approx(0.9 + 0.248414, abs=1e-6)
     assert confidence_interval([0.7, 0.7]) == (0.7, 0.7)
     assert all(math.isnan(v) for v in confidence_interval([0.5]))
+
+
+def test_seed_intervals_stay_within_0_and_100_percent():
+    """The quickstart showed 55.00 ± 7.07 [-8.53, 118.53] for two seeds at 0.5 and 0.6."""
+    low, high = confidence_interval([0.5, 0.6])
+    assert (low, high) == (0.0, 1.0)  # t(0.975, 1) = 12.7: wider than the range, so the range
+    low, high = confidence_interval([0.02, 0.05, 0.03])
+    assert low == 0.0 and 0.03 < high < 0.08
+
+
+def test_bootstrap_interval_over_the_evaluated_images():
+    """Resampling the images of each run: a hand-checkable case, one run, and several runs."""
+    from samembed.report.tables import bootstrap_interval
+
+    perfect = [[5, 0], [0, 5]]
+    assert bootstrap_interval([perfect]) == {"accuracy": (1.0, 1.0), "macro_f1": (1.0, 1.0)}  # nothing to vary
+    one = [[40, 10], [20, 30]]  # accuracy 0.7 on 100 images: binomial se 0.046, 95 % about 0.61-0.79
+    boot = bootstrap_interval([one])
+    low, high = boot["accuracy"]
+    assert 0.60 <= low <= 0.63 and 0.77 <= high <= 0.80
+    assert boot == bootstrap_interval([one])  # fixed seed: the same report every time
+    f1_low, f1_high = boot["macro_f1"]
+    truth_f1 = np.mean([2 * 40 / (2 * 40 + 10 + 20), 2 * 30 / (2 * 30 + 20 + 10)])
+    assert f1_low < truth_f1 < f1_high
+    many = bootstrap_interval([one, one, one, one])  # the mean of 4 runs of 100 images: about half as wide
+    assert (many["accuracy"][1] - many["accuracy"][0]) < 0.6 * (high - low)
+    big = [[400, 100], [200, 300]]  # ten times the images: about a third as wide
+    b_low, b_high = bootstrap_interval([big])["accuracy"]
+    assert b_low < 0.7 < b_high and (b_high - b_low) < 0.4 * (high - low)
 
 
 def test_runs_csv_equals_the_records(report, runs_dir):
@@ -80,6 +112,18 @@ def test_summary_csv_aggregates_seeds(report, runs_dir):
     low, high = confidence_interval(acc)
     assert (row["accuracy_ci95_low"], row["accuracy_ci95_high"]) == pytest.approx((low, high), abs=1e-12)
     assert row["train_fraction"] == pytest.approx(0.5) and row["evaluated_on"] == "val"
+    from samembed.report.tables import bootstrap_interval
+
+    chosen = [r for r in records if r["cache"]["group"] == "enc-b@64" and r["config"]["split"] == "val=0.5"]
+    boot = bootstrap_interval([r["metrics"]["confusion_matrix"] for r in chosen])
+    assert (row["accuracy_boot95_low"], row["accuracy_boot95_high"]) == pytest.approx(boot["accuracy"], abs=1e-12)
+    assert row["accuracy_boot95_low"] <= row["accuracy_mean"] <= row["accuracy_boot95_high"]
+    assert float(row["batch_size"]) == chosen[0]["training"]["batch_size"] == 16  # not the settings' 256
+    markdown = (report.out / "report.md").read_text()
+    line = next(x for x in markdown.splitlines() if "| enc-b@64 | linear" in x and "(val=0.5)" in x)
+    assert "batch=16]" in line and "| train 50 % (val=0.5) |" in line and "lr=0.001|0.01|0.1 (chosen)" in line
+    assert f"({100 * row['accuracy_boot95_low']:.2f}–{100 * row['accuracy_boot95_high']:.2f})" in line
+    assert "numbers come from synthetic data" in markdown  # generated embeddings (encoder "fake")
     shots = summary[summary["split_kind"] == "shots"]
     assert sorted(shots["split_value"]) == [2.0, 5.0] and set(shots["n_seeds"]) == {2}
 

@@ -148,6 +148,31 @@ def test_every_decoder_and_the_unet_learn_generated_roads(road_runs, head):
         assert row["tp"] + row["fp"] + row["fn"] + row["tn"] == img.size[0] * img.size[1]
 
 
+@pytest.fixture(scope="module")
+def small_roads(tmp_path_factory):
+    """Generated roads with 8 training images (8/4/8), a tiny checkpoint, extraction at 128."""
+    tmp = tmp_path_factory.mktemp("small-road")
+    data = make_synthetic_roads(tmp / "data", counts=(8, 4, 8), size=64)
+    ckpt = samembed.write_tiny_checkpoint(tmp / "t.pth")
+    samembed.extract("road", data_dir=data, checkpoint=ckpt, img_size=IMG_SIZE, cache_dir=tmp / "cache",
+                     progress=False, workers=0)
+    return tmp
+
+
+@pytest.mark.parametrize("head", ["sam-conv", "sam-vit"])
+def test_every_decoder_learns_8_training_images_with_its_default_settings(small_roads, head):
+    """8 images make one step an epoch: without the step floor sam-vit trained 20 steps and stayed
+    at chance (Dice about the road share, best epoch 1); the floor trains it 500 steps."""
+    record = samembed.train_head("road", head=head, cache_dir=small_roads / "cache", runs_dir=small_roads / "runs",
+                                 device="cpu")
+    m = record["metrics"]
+    road_share = (m["pixels"]["tp"] + m["pixels"]["fn"]) / sum(m["pixels"].values())
+    assert record["split"]["n_train"] == 8
+    assert record["training"] == {"batch_size": 8, "epochs": 500, "steps": 500}
+    assert record["config"]["settings"]["min_steps"] == 500 and len(record["curves"]["val_dice"]) == 20
+    assert m["micro_dice"] > 0.4 and m["micro_dice"] > 2 * road_share, m["micro_dice"]
+
+
 def test_runs_are_deterministic_and_resume(road_runs):
     tmp, records = road_runs
     again = samembed.train_head("road", head="sam-conv", cache_dir=tmp / "cache", runs_dir=tmp / "runs",

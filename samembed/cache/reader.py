@@ -9,25 +9,38 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..errors import CacheError, UsageError
+from ..errors import CacheError, SamembedError, UsageError
 from .layout import DONE_PER_IMAGE, images_done
-from .store import FORMAT, check_cache_dir, child_names, damage, extraction_runs, store_path
+from .location import CacheLocation, cache_location
+from .store import FORMAT, child_names, damage, extraction_runs
 
 
 @dataclass
 class CacheGroup:
     """A read-only view of one cache group (one dataset, one encoder at one input size).
+    ``store`` is the dataset's store (a Path in a local folder, a URL on object storage);
     ``problem`` says why the group cannot be used (damaged metadata), or is ``None``."""
 
-    store: Path
+    store: Path | str
     name: str
     group: zarr.Group | None
     problem: str | None = None
+    location: CacheLocation | None = None  # the folder or URL holding the store (default: the store's parent)
+
+    @property
+    def where(self) -> str:
+        """``<store>/<group>``, as messages name the group."""
+        return f"{self.store}/{self.name}"
+
+    @property
+    def store_name(self) -> str:
+        """``<dataset>.zarr``."""
+        return str(self.store).rstrip("/").rsplit("/", 1)[-1]
 
     def check(self) -> CacheGroup:
         """``self``, or one line saying that it is damaged and how to start over."""
         if self.problem:
-            raise CacheError(f"the cache group {self.store / self.name} is damaged: {self.problem}; extract it again "
+            raise CacheError(f"the cache group {self.where} is damaged: {self.problem}; extract it again "
                              "with --overwrite (or delete that folder)")
         return self
 
@@ -82,7 +95,7 @@ class CacheGroup:
         """``self``, or one line saying how to finish the extraction."""
         if not self.complete:
             stored, total = self.progress
-            raise CacheError(f"the cache {self.store}/{self.name} is incomplete ({stored} of {total} images); run "
+            raise CacheError(f"the cache {self.where} is incomplete ({stored} of {total} images); run "
                              f"`samembed extract {self.dataset}` again with the same options to finish it")
         return self
 
@@ -122,49 +135,51 @@ class CacheGroup:
         try:
             array = self.group[name]
         except KeyError:
-            raise UsageError(f"{self.store}/{self.name} has no array '{name}'; it has "
+            raise UsageError(f"{self.where} has no array '{name}'; it has "
                              f"{', '.join(sorted(self.arrays))}") from None
         try:
             return array[:]
         except Exception as err:  # a damaged or missing chunk file
-            raise CacheError(f"the array '{name}' of {self.store}/{self.name} cannot be read "
+            raise CacheError(f"the array '{name}' of {self.where} cannot be read "
                              f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); extract the group again "
                              "with --overwrite") from None
 
     def nbytes_stored(self) -> int:
-        """Bytes on disk of this group."""
-        root = self.store / self.name
-        return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+        """Bytes stored for this group (on disk, or on object storage)."""
+        location = self.location or cache_location(Path(self.store).parent)
+        return location.nbytes(self.store_name.removesuffix(".zarr"), self.name)
 
 
-def _open_group(path: Path, root: zarr.Group, name: str) -> CacheGroup | None:
+def _open_group(location: CacheLocation, dataset: str, root: zarr.Group, name: str) -> CacheGroup | None:
     """The group ``name`` of ``root``, checked; ``None`` for a node that is not a samembed group
     (or whose creation was interrupted before its signature)."""
+    store = location.store_ref(dataset)
     try:
         group = root[name]
     except Exception as err:
-        return CacheGroup(path, name, None, f"its metadata cannot be read ({type(err).__name__})")
+        return CacheGroup(store, name, None, f"its metadata cannot be read ({type(err).__name__})", location)
     if not isinstance(group, zarr.Group) or "signature" not in group.attrs:
         return None
-    return CacheGroup(path, name, group, damage(group))
+    return CacheGroup(store, name, group, damage(group), location)
 
 
-def list_groups(cache_dir: str | Path) -> list[CacheGroup]:
-    """Every cache group under ``cache_dir``, sorted by store and name; damaged groups are listed
-    with their ``problem``."""
-    cache_dir = check_cache_dir(cache_dir)
-    if not cache_dir.is_dir():
-        return []
+def list_groups(cache_dir: str | Path | CacheLocation) -> list[CacheGroup]:
+    """Every cache group under ``cache_dir`` (a folder or an object-store URL), sorted by store
+    and name; damaged groups are listed with their ``problem``."""
+    location = cache_location(cache_dir)
     groups = []
-    for path in sorted(cache_dir.glob("*.zarr")):
+    for store_name in location.store_names():
+        dataset = store_name.removesuffix(".zarr")
         try:
-            root = zarr.open_group(path, mode="r")
+            root = location.open_store(dataset)
             if root.attrs.get("format") != FORMAT:
                 continue
+        except SamembedError:  # refused credentials and the like
+            raise
         except Exception:  # not a zarr store: not ours
             continue
         for name in child_names(root):
-            group = _open_group(path, root, name)
+            group = _open_group(location, dataset, root, name)
             if group is not None:
                 groups.append(group)
     return groups
@@ -174,10 +189,7 @@ def matching_groups(cache_dir: str | Path, dataset: str, encoders: str | list[st
     """Every group of ``dataset`` named by ``encoders`` (names or prefixes, a list or
     comma-separated: ``sam-vit_b@1024`` matches every composite of vit_b at 1024), each once, in
     the order asked; one that matches nothing is refused."""
-    path = store_path(cache_dir, dataset)
-    groups = [g for g in list_groups(cache_dir) if g.store == path]
-    if not groups:
-        raise CacheError(f"no cache for dataset '{dataset}' in {cache_dir}; run `samembed extract {dataset}` first")
+    groups = _groups_of(cache_dir, dataset)
     wanted = [e.strip() for e in (encoders.split(",") if isinstance(encoders, str) else encoders) if e.strip()]
     found: dict[str, CacheGroup] = {}
     for pattern in wanted:
@@ -194,10 +206,7 @@ def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) 
     """The group of ``dataset`` for ``encoder`` (a group name such as ``sam-vit_b@1024`` or its
     prefix); ``encoder`` may be left out when the store holds one group. Damaged groups are
     refused in one line."""
-    path = store_path(cache_dir, dataset)
-    groups = [g for g in list_groups(cache_dir) if g.store == path]
-    if not groups:
-        raise CacheError(f"no cache for dataset '{dataset}' in {cache_dir}; run `samembed extract {dataset}` first")
+    groups = _groups_of(cache_dir, dataset)
     names = [g.name for g in groups]
     if encoder is not None:
         groups = [g for g in groups if g.name == encoder] or [g for g in groups if g.name.startswith(encoder)]
@@ -205,3 +214,12 @@ def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) 
         what = "no" if not groups else "several"
         raise UsageError(f"{what} cache groups match for '{dataset}'; choose one with --encoder: {', '.join(names)}")
     return groups[0].check()
+
+
+def _groups_of(cache_dir: str | Path | CacheLocation, dataset: str) -> list[CacheGroup]:
+    location = cache_location(cache_dir)
+    path = location.store_ref(dataset)
+    groups = [g for g in list_groups(location) if g.store == path]
+    if not groups:
+        raise CacheError(f"no cache for dataset '{dataset}' in {location}; run `samembed extract {dataset}` first")
+    return groups

@@ -3,8 +3,6 @@ encoder and input size (``<encoder key>@<img_size>``); creating, checking and lo
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..errors import CacheError, SignatureMismatchError, storage_error
-from ..locks import LockBusy, file_lock
+from ..errors import CacheError, SamembedError, SignatureMismatchError
 from .layout import DONE_PER_IMAGE, create_arrays, images_done, plan_arrays
+from .location import CacheLocation, cache_location
 from .signature import first_difference
 
 FORMAT = "samembed-cache"
@@ -22,50 +20,35 @@ FORMAT_VERSION = 1
 BASE_ARRAYS = ("labels", "image_ids", "ok", "orig_hw", "valid_hw", "grid", "done")
 
 
-def store_path(cache_dir: str | Path, dataset: str) -> Path:
-    return Path(cache_dir) / f"{dataset}.zarr"
+def store_path(cache_dir: str | Path | CacheLocation, dataset: str) -> Path | str:
+    """The dataset's store: a Path under a local folder, a URL under an object-store URL."""
+    return cache_location(cache_dir).store_ref(dataset)
 
 
 def group_name(encoder_key: str, img_size: int) -> str:
     return f"{encoder_key}@{img_size}"
 
 
-def check_cache_dir(cache_dir: str | Path) -> Path:
-    """``cache_dir`` as a Path; one line if it names something that is not a folder."""
-    cache_dir = Path(cache_dir)
-    if cache_dir.exists() and not cache_dir.is_dir():
-        raise CacheError(f"--cache-dir {cache_dir} is a file, not a folder; pass a folder (it is created if missing)")
-    return cache_dir
-
-
-@contextlib.contextmanager
-def writer_lock(cache_dir: str | Path, dataset: str):
-    """Hold an exclusive lock on a dataset's store for the length of an extraction, so that two
-    extractions never write the same shard. The lock goes with this process (never with its
-    loader workers), so a killed extraction frees it at once."""
-    cache_dir = check_cache_dir(cache_dir)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise storage_error(err, f"creating the cache folder {cache_dir}") from None
-    try:
-        with file_lock(cache_dir / f".{dataset}.zarr.lock", wait=False):
-            yield
-    except LockBusy:
-        raise CacheError(f"another samembed extraction is writing to {store_path(cache_dir, dataset)}; "
-                         "wait for it to finish, or use another --cache-dir") from None
+def writer_lock(cache_dir: str | Path | CacheLocation, dataset: str, note: str = ""):
+    """Keep other writers off a dataset's store for the length of an extraction, so that two
+    extractions never write the same shard: a file lock in a local folder, a lease on object
+    storage (:meth:`CacheLocation.writer_lock`). Yields the lease, or ``None`` for a file lock."""
+    return cache_location(cache_dir).writer_lock(dataset, note)
 
 
 def _one_line(err: BaseException) -> str:
     return " ".join(f"{type(err).__name__}: {err}".split())[:200]
 
 
-def open_root(path: Path, mode: str = "r") -> zarr.Group:
-    """The dataset store at ``path``; one line if its metadata is damaged."""
+def open_root(location: CacheLocation, dataset: str, mode: str = "r") -> zarr.Group:
+    """The dataset's store; one line if its metadata is damaged."""
     try:
-        return zarr.open_group(path, mode=mode)
+        return location.open_store(dataset, mode=mode)
+    except SamembedError:
+        raise
     except Exception as err:  # zarr raises JSON, key and value errors for damaged metadata
-        raise CacheError(f"the cache store {path} is damaged ({_one_line(err)}); delete {path} and extract "
+        where = location.store_ref(dataset)
+        raise CacheError(f"the cache store {where} is damaged ({_one_line(err)}); delete {where} and extract "
                          "again") from None
 
 
@@ -119,18 +102,8 @@ def damage(group: zarr.Group) -> str | None:
     return None
 
 
-def remove_group(root: zarr.Group, path: Path, name: str) -> None:
-    """Delete group ``name`` (any state, damaged metadata included) from the store at ``path``."""
-    try:
-        shutil.rmtree(path / name)
-    except FileNotFoundError:
-        pass
-    except OSError as err:
-        raise storage_error(err, f"deleting {path / name}") from None
-
-
 def open_group_for_writing(
-    cache_dir: str | Path, dataset: str, name: str, signature: dict, *, class_names: list[str],
+    cache_dir: str | Path | CacheLocation, dataset: str, name: str, signature: dict, *, class_names: list[str],
     image_ids: list[str], labels, pooled_dims: dict[str, int], map_channels: int, grid: int, shard_images: int,
     mask_size: int | None = None, subsets: list[str] | None = None, attrs: dict | None = None,
     overwrite: bool = False, data_share: bool = False, chips=None, prompt_maps: dict[str, tuple[int, int]] | None = None,
@@ -147,17 +120,18 @@ def open_group_for_writing(
     recreated too. ``overwrite`` deletes the group first. A group that holds images made with
     other settings, or damaged metadata, is refused in one line that says how to start over.
     Call under :func:`writer_lock`."""
-    path = store_path(cache_dir, dataset)
-    root = open_root(path, mode="a")
+    location = cache_location(cache_dir)
+    path = location.store_ref(dataset)
+    root = open_root(location, dataset, mode="a")
     if root.attrs.get("format") is None:
         root.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "dataset": dataset})
     if name in child_names(root):
         if overwrite or _creation_was_interrupted(root, name):
-            remove_group(root, path, name)
+            location.remove_group(dataset, name)
         else:
             group = _check_existing(root, path, name, signature)
             if group is None:  # nothing stored yet, other settings: start afresh
-                remove_group(root, path, name)
+                location.remove_group(dataset, name)
             else:
                 if attrs:
                     group.attrs.update(attrs)
@@ -195,20 +169,21 @@ def _creation_was_interrupted(root: zarr.Group, name: str) -> bool:
         return False
 
 
-def _check_existing(root: zarr.Group, path: Path, name: str, signature: dict) -> zarr.Group | None:
+def _check_existing(root: zarr.Group, path: Path | str, name: str, signature: dict) -> zarr.Group | None:
     """The existing group if it may be continued; ``None`` if it stores no image and was made
     with other settings; otherwise raises."""
-    fix = f"run the same command with --overwrite to start {path / name} over, or use another --cache-dir"
+    where = f"{path}/{name}"
+    fix = f"run the same command with --overwrite to start {where} over, or use another --cache-dir"
     try:
         group = root[name]
         stored = group.attrs["signature"]
     except Exception as err:
-        raise CacheError(f"the cache group {path / name} is damaged ({_one_line(err)}); {fix}") from None
+        raise CacheError(f"the cache group {where} is damaged ({_one_line(err)}); {fix}") from None
     if group.attrs.get("format_version") != FORMAT_VERSION:
-        raise CacheError(f"{path / name} was written by another samembed cache format; {fix}")
+        raise CacheError(f"{where} was written by another samembed cache format; {fix}")
     problem = damage(group)
     if problem:
-        raise CacheError(f"the cache group {path / name} is damaged: {problem}; {fix}")
+        raise CacheError(f"the cache group {where} is damaged: {problem}; {fix}")
     diff = first_difference(stored, signature)
     if diff is None:
         return group
@@ -217,19 +192,23 @@ def _check_existing(root: zarr.Group, path: Path, name: str, signature: dict) ->
         return None
     key, old, new = diff
     raise SignatureMismatchError(
-        f"{path / name} holds {stored_images} images made with {key}={old!r}, not {new!r}; run with the same "
+        f"{where} holds {stored_images} images made with {key}={old!r}, not {new!r}; run with the same "
         f"settings, or {fix}"
     )
 
 
-def stored_signature(cache_dir: str | Path, dataset: str, name: str) -> dict | None:
+def stored_signature(cache_dir: str | Path | CacheLocation, dataset: str, name: str) -> dict | None:
     """The signature of group ``name`` if the dataset's store holds it (whole and readable), else
     ``None``; reads only."""
-    path = store_path(cache_dir, dataset)
+    location = cache_location(cache_dir)
+    if f"{dataset}.zarr" not in location.store_names():
+        return None
     try:
-        if not path.is_dir() or name not in child_names(zarr.open_group(path, mode="r")):
+        if name not in child_names(location.open_store(dataset)):
             return None
-        return dict(zarr.open_group(path / name, mode="r").attrs).get("signature")
+        return dict(location.open_store(dataset, path=name).attrs).get("signature")
+    except SamembedError:
+        raise
     except Exception:  # damaged or not ours: opening it for writing says so
         return None
 
@@ -241,10 +220,22 @@ def pending_images(group: zarr.Group) -> np.ndarray:
 
 def pending_shards(group: zarr.Group) -> list[int]:
     """The shards that hold an image not yet stored, in order."""
-    return sorted(set((pending_images(group) // int(group.attrs["shard_images"])).tolist()))
+    return sorted(pending_counts(group))
+
+
+def pending_counts(group: zarr.Group) -> dict[int, int]:
+    """{shard: images of it not yet stored} for every shard that has some."""
+    shards, counts = np.unique(pending_images(group) // int(group.attrs["shard_images"]), return_counts=True)
+    return dict(zip(shards.tolist(), counts.tolist()))
 
 
 LOGS = "logs"  # the group's subgroup of run logs, one child group per extraction run
+
+
+def prepare_run_logs(group: zarr.Group) -> None:
+    """Create the group's ``logs/`` subgroup if it is missing, before several processes add
+    their logs to it at once."""
+    group.require_group(LOGS)
 
 
 def record_run(group: zarr.Group, run: dict) -> None:

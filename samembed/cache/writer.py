@@ -6,6 +6,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import zarr
@@ -30,11 +31,16 @@ class ShardWriter:
     also written every ``save_every`` seconds (so a killed process loses at most that much work)
     and at :meth:`close` (so an interrupted run loses nothing it encoded). With one flag per shard
     (groups made before that), only whole shards are written. Errors in the writer thread are
-    raised in the caller at the next :meth:`submit` or at :meth:`close`."""
+    raised in the caller at the next :meth:`submit` or at :meth:`close`.
+
+    ``check`` (if given) is called before every write and raises if this run may no longer write
+    the group (its lease on object storage was lost)."""
 
     def __init__(self, group: zarr.Group, specs: dict[str, ArraySpec], shard_images: int, expected: np.ndarray,
-                 done_per_image: bool = True, max_pending: int = 8, save_every: float = 10.0):
+                 done_per_image: bool = True, max_pending: int = 8, save_every: float = 10.0,
+                 check: Callable[[], None] | None = None):
         self.group = group
+        self.check = check
         self.specs = {name: spec for name, spec in specs.items() if spec.per_shard}
         self.shard_images = shard_images
         self.num_images = int(group.attrs["num_images"])
@@ -116,6 +122,8 @@ class ShardWriter:
         whole = len(rows) == len(filled)
         if not len(rows) or not (whole or self.done_per_image):
             return
+        if self.check is not None:
+            self.check()
         for name, buf in arrays.items():
             if whole:
                 self.group[name][span] = buf  # one write of the whole shard

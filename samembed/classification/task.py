@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ..errors import UsageError
 from ..experiments.base import Experiment, RunData, RunPlan, register_task
 from ..experiments.kinds import Outcome
+from ..splits import Split, SplitSpec
 from .metrics import classification_metrics
 
 
@@ -12,6 +16,33 @@ class ClassificationExperiment(Experiment):
     """Classification heads on one cache group (docs/heads.md)."""
 
     task = "classification"
+
+    def split(self, spec: SplitSpec, seed: int) -> Split:
+        """The split, refused in one line when it cannot be scored honestly: a dataset with one
+        class (every prediction would be right), or a split that leaves a class of the dataset
+        out of training (the head cannot predict it) or out of the evaluated images (its recall
+        is undefined and macro F1 would count it as 0), as a fixed split or a class whose images
+        all failed extraction can. (Fraction and shot splits already need images of every class
+        on both sides: :func:`samembed.splits.make_split`.)"""
+        split = super().split(spec, seed)
+        checked = self.__dict__.setdefault("_checked_splits", set())
+        if split.indices_hash in checked:
+            return split
+        present = np.unique(self.labels[self.usable])
+        if len(present) < 2:
+            only = self.class_names[int(present[0])] if len(present) else "none"
+            raise UsageError(f"{self.group.dataset} has one class ({only}) among its usable images: a classifier "
+                             "needs at least two, or every prediction is trivially right")
+        data = self.run_data(split, seed)
+        named = np.arange(len(self.class_names))  # a class without a usable image is left out of both
+        for part, idx in (("training", data.train), ("the evaluated images", data.evaluate)):
+            missing = np.setdiff1d(named, self.labels[idx])
+            if len(missing):
+                names = ", ".join(self.class_names[int(c)] for c in missing[:5]) + (" ..." if len(missing) > 5 else "")
+                raise UsageError(f"split {spec.name} (seed {seed}) leaves class(es) {names} out of {part}: "
+                                 "use a split that keeps every class on both sides, or more images of those classes")
+        checked.add(split.indices_hash)
+        return split
 
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
         return classification_metrics(self.labels[data.evaluate], outcome.predictions, self.class_names), {}

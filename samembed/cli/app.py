@@ -23,6 +23,25 @@ app = typer.Typer(
 )
 
 
+CACHE_DIR_HELP = ("Cache folder, or an object-store URL: s3://bucket/prefix, gs://bucket/prefix, any fsspec URL "
+                  "(credentials from the usual environment variables or profile; docs/distributed.md).")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from ..version import __version__
+
+        typer.echo(f"samembed {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                      help="Print samembed's version and exit.")) -> None:
+    """Frozen foundation-model embeddings for remote sensing: extract once into a Zarr cache,
+    train cheap heads many times."""
+
+
 def parse_list(text: str, convert, name: str) -> list:
     """A comma-separated option (``--heads linear,knn``) as a list of ``convert``-ed items."""
     from ..errors import UsageError
@@ -33,8 +52,14 @@ def parse_list(text: str, convert, name: str) -> list:
         raise UsageError(f"{name} must be a comma-separated list, not '{text}'") from None
 
 
+def _rank() -> str:
+    """``[rank r of W] `` in a process launched by torchrun with several processes, else ``""``."""
+    world = os.environ.get("WORLD_SIZE", "1")
+    return f"[rank {os.environ.get('RANK', '?')} of {world}] " if world not in ("", "1") else ""
+
+
 def fail(message: str, code: int = 1):
-    typer.echo(f"error: {message}", err=True)
+    typer.echo(f"error: {_rank()}{message}", err=True)
     raise typer.Exit(code)
 
 
@@ -72,7 +97,8 @@ def friendly_errors(command):
         except KeyboardInterrupt:
             if debug:
                 raise
-            typer.echo("interrupted; what was finished is kept: run the same command again to go on", err=True)
+            typer.echo(f"{_rank()}interrupted; what was finished is kept: run the same command again to go on",
+                       err=True)
             sys.exit(130)
         except OSError as err:  # the environment refused something (disk full, permission)
             if debug:

@@ -10,7 +10,7 @@ import typer
 from ..datasets.registry import available_datasets
 from ..encoders.base import available_encoders
 from ..paths import DEFAULT_CACHE_DIR
-from .app import app, friendly_errors
+from .app import CACHE_DIR_HELP, app, friendly_errors
 
 
 @app.command("extract")
@@ -27,7 +27,7 @@ def extract_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch (default 16 on CUDA, 4 on the CPU)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default min(8, CPUs) on CUDA, 1 on the CPU)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
     attention: str = typer.Option("auto", "--attention", help="SAM's attention kernels, GLOBAL[,WINDOWED] blocks, each auto, sdpa or flex (auto: FlexAttention in the global blocks on CUDA where it runs, SDPA otherwise; docs/encoders.md)."),
@@ -42,6 +42,8 @@ def extract_command(
     """Run the frozen encoder once over every image and store the embeddings in the cache.
 
     Interrupted runs (Ctrl-C, SIGTERM, a lost machine) resume where they stopped when run again.
+    Launched by torchrun, every process encodes its own shards on its own GPU (docs/distributed.md):
+    torchrun --nproc-per-node 4 -m samembed extract eurosat --cache-dir s3://bucket/cache
 
     Example: samembed extract eurosat --download --model vit_b --grid 16
     """
@@ -54,11 +56,18 @@ def extract_command(
         chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
         attention=attention,
     )
+    if result.rank != 0:  # rank 0 speaks for a distributed run
+        return
     where = f"{result.store}/{result.group}"
     if result.encoded == 0 and result.skipped == 0:
         typer.echo(f"{where}: already complete ({result.num_images} images)")
         return
     line = f"{where}: encoded {result.encoded} images in {result.seconds:.1f} s ({result.images_per_second:.1f} img/s)"
+    if result.world_size > 1:
+        line += f" by {result.world_size} processes"
     if result.skipped:
         line += f", skipped {result.skipped} unreadable images (their errors are in the group's 'error' array)"
     typer.echo(line)
+    for part in result.ranks:
+        typer.echo(f"  rank {part['rank']} on {part['host']} ({part['device']}): {part['shards']} shards, "
+                   f"{part['encoded']} images in {part['seconds']:.1f} s")

@@ -7,10 +7,10 @@ from pathlib import Path
 import typer
 
 from ..paths import DEFAULT_CACHE_DIR
-from .app import app, friendly_errors
+from .app import CACHE_DIR_HELP, app, friendly_errors
 
 
-def describe_cache(cache_dir: Path) -> str:
+def describe_cache(cache_dir: str | Path) -> str:
     """A readable summary of every cache group under ``cache_dir``."""
     from ..cache import list_groups
 
@@ -20,13 +20,13 @@ def describe_cache(cache_dir: Path) -> str:
     lines = []
     for g in groups:
         if g.problem:
-            lines.append(f"{g.store.name}/{g.name}  [damaged: {g.problem}; extract it again with --overwrite]")
+            lines.append(f"{g.store_name}/{g.name}  [damaged: {g.problem}; extract it again with --overwrite]")
             continue
         stored, total = g.progress
         sig = g.signature
         state = "complete" if stored == total else f"incomplete: {stored} of {total} images, run extract again to resume"
         mib = g.nbytes_stored() / 2**20
-        lines.append(f"{g.store.name}/{g.name}  [{state}]")
+        lines.append(f"{g.store_name}/{g.name}  [{state}]")
         lines.append(f"  dataset {sig['dataset']}: {g.num_images} images, {len(g.class_names)} classes, "
                      f"{len(g.skipped)} skipped")
         enc = sig["encoder"]
@@ -36,13 +36,13 @@ def describe_cache(cache_dir: Path) -> str:
                      + (f"  task {sig['task']} (masks {sig['mask_size']}x{sig['mask_size']})" if sig.get("task") else ""))
         arrays = ", ".join(f"{n} {tuple(a.shape)} {a.dtype}" for n, a in sorted(g.arrays.items()))
         lines.append(f"  arrays: {arrays}")
-        lines.append(f"  on disk: {mib:.1f} MiB ({mib * 2**20 / max(1, g.num_images) / 1024:.1f} KiB per image)")
+        lines.append(f"  {'on disk' if isinstance(g.store, Path) else 'stored'}: {mib:.1f} MiB ({mib * 2**20 / max(1, g.num_images) / 1024:.1f} KiB per image)")
     return "\n".join(lines)
 
 
 @app.command("info")
 @friendly_errors
-def info_command(cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder.")):
+def info_command(cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP)):
     """List what a cache holds: datasets, encoders, sizes, completeness.
 
     Example: samembed info --cache-dir cache

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..paths import DEFAULT_CACHE_DIR
-from .app import app, friendly_errors
+from .app import CACHE_DIR_HELP, app, friendly_errors
 
 
 @app.command("prompt")
@@ -24,7 +24,7 @@ def prompt_command(
     out: Path = typer.Option(Path("prompts"), "--out", help="Folder for the masks (PNG; GeoTIFF and GeoJSON for georeferenced scenes)."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group; needed when there are several."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The SAM or SAM 2 checkpoint the cache was extracted with, if not where extraction found it."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (the decoder is light: the CPU answers in milliseconds)."),
 ):
     """Segment with SAM's prompts (points, boxes) from the cached image embeddings: no image encoder.

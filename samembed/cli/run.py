@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from .app import app, friendly_errors
+from .app import CACHE_DIR_HELP, app, friendly_errors
 
 
 @app.command("run")
@@ -16,7 +16,7 @@ from .app import app, friendly_errors
 def run_command(
     study: Path = typer.Argument(..., help="Study file (TOML), e.g. experiments/eurosat-study.toml."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="The dataset, if not where the study file says."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default: the study's, else <runs-dir>/report-<name>)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

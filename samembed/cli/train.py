@@ -9,8 +9,10 @@ import typer
 
 from ..heads import available_heads
 from ..paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
-from .app import app, friendly_errors, parse_list
+from .app import CACHE_DIR_HELP, app, friendly_errors, parse_list
 
+MIN_STEPS_HELP = ("Floor on optimizer steps of a torch head: a small training set trains more epochs (default: the "
+                  "head kind's, docs/heads.md; 0: none). Given --epochs alone, the epochs are trained exactly.")
 HEADS_HELP = (f"Classification: {', '.join(available_heads('classification'))}; segmentation: "
               f"{', '.join(available_heads('segmentation'))} (docs/heads.md).")
 
@@ -36,11 +38,12 @@ def train_head_command(
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of a torch head (default: its kind's, docs/heads.md)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of a torch head (default: its kind's, docs/heads.md); trained exactly, unless --min-steps is given too."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the head kind's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
+    min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the standard split files are (--split standard), or a segmentation dataset if not where extraction found it."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the standard split files if missing."),
@@ -53,7 +56,7 @@ def train_head_command(
     from ..experiments.sweep import train_head
 
     record = train_head(dataset, encoder=encoder, head=head, split=split, shots=shots, seed=seed, feature=feature,
-                        epochs=epochs, lr=lr, batch_size=batch_size, device=device, cache_dir=cache_dir,
+                        epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps, device=device, cache_dir=cache_dir,
                         runs_dir=runs_dir, data_dir=data_dir, download=download, checkpoint=checkpoint)
     typer.echo(_summary(record))
     typer.echo(f"run {record['run_id']} recorded in {Path(runs_dir) / 'runs.jsonl'}")
@@ -69,9 +72,10 @@ def sweep_command(
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
     feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads (trained exactly, unless --min-steps is given too)."),
+    min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    cache_dir: Path = typer.Option(DEFAULT_CACHE_DIR, "--cache-dir", help="Cache folder."),
+    cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     runs_dir: Path = typer.Option(DEFAULT_RUNS_DIR, "--runs-dir", help="Runs store folder."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Dataset folder, if not where extraction found it (segmentation reads masks and images)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="SAM checkpoint for the sam-vit decoder, if not where extraction found it."),
@@ -85,6 +89,7 @@ def sweep_command(
 
     records = sweep(dataset, encoder=encoder, heads=parse_list(heads, str, "--heads"), splits=parse_list(splits, str, "--splits"),
                     shots=parse_list(shots, int, "--shots") if shots else None, seeds=seeds, feature=feature, epochs=epochs,
+                    min_steps=min_steps,
                     device=device, cache_dir=cache_dir, runs_dir=runs_dir, data_dir=data_dir, checkpoint=checkpoint,
                     progress=not quiet)
     for record in records:

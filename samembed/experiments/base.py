@@ -10,7 +10,7 @@ picks it by the cache group's task."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,16 +20,30 @@ from ..cache import CacheGroup, open_cache
 from ..cache.signature import run_versions
 from ..datasets import get_dataset, load_dataset
 from ..devices import resolve_device
-from ..errors import DataNotFoundError, UsageError
+from ..errors import DataNotFoundError, UsageError, warn
 from ..hashing import short_hash
 from ..heads import Head, get_head
 from ..paths import DEFAULT_CACHE_DIR
 from ..plugins import BUILTIN
 from ..registry import Registry
 from ..splits import Split, SplitSpec, make_split
+from ..threads import cpu_threads
 from .features import ArraySource, GridSource, load_raw_images
 from .kinds import KINDS, HeadKind, Outcome, TrainSettings
 from .records import DEFAULT_RUNS_DIR, RunsStore, warn_recorded_elsewhere
+
+
+# A sweep's time is estimated after this many steps and seconds of a head's first run, and said
+# when the head's runs will take at least PACE_WARN_SECONDS.
+PACE_STEPS, PACE_SECONDS, PACE_WARN_SECONDS = 3, 2.0, 180.0
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,7 @@ class RunPlan:
 def plan_dict(plan: RunPlan) -> dict:
     """The plan as its run id and records hold it."""
     return {"head": plan.head, "feature": plan.feature, "split": plan.split.name, "seed": plan.seed,
-            "settings": asdict(plan.settings) if plan.settings is not None else None}
+            "settings": plan.settings.as_dict() if plan.settings is not None else None}
 
 
 @dataclass(frozen=True)
@@ -105,6 +119,9 @@ class Experiment:
         self._grid: GridSource | None = None
         self._raw: dict[int, ArraySource] = {}
         self._index = None
+        self._pending: dict[str, int] = {}  # optimizer steps of each head's runs still to train in run()
+        self._paced: set[str] = set()  # heads whose time was estimated
+        self.threads: int | None = None  # CPU threads of the current run() (samembed.threads)
 
     # -- plans ---------------------------------------------------------------------------------
 
@@ -115,10 +132,12 @@ class Experiment:
         return KINDS.get(self.head(head).kind)
 
     def plan(self, head: str, split: SplitSpec, seed: int = 0, feature: str | None = None, *,
-             epochs: int | None = None, lr: float | None = None, batch_size: int | None = None) -> RunPlan:
+             epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
+             min_steps: int | None = None) -> RunPlan:
         """A resolved plan: the head's feature and training settings filled in from its kind."""
         kind = self.kind(head)
-        return self.resolve(RunPlan(head, split, seed, feature, kind.settings(epochs, lr, batch_size)))
+        settings = kind.settings(epochs, lr, batch_size, min_steps, self.head(head).settings)
+        return self.resolve(RunPlan(head, split, seed, feature, settings))
 
     def resolve(self, plan: RunPlan) -> RunPlan:
         if plan.split.kind not in self.split_kinds:
@@ -197,33 +216,70 @@ class Experiment:
 
     def run(self, plans: list[RunPlan], on_done: Callable[[dict], None] | None = None) -> list[dict]:
         """Run every plan not yet in the runs store; returns the new records (also appended).
-        Plans of batched kinds (stacked pooled heads) are fitted together after the others."""
+        Plans of batched kinds (stacked pooled heads) are fitted together after the others, and
+        their records appended together (one write, one fsync)."""
         plans = list({self.run_id(p): p for p in map(self.resolve, plans)}.values())
         records: list[dict] = []
+        single: list[RunPlan] = []
         batched: dict[tuple, list[RunPlan]] = {}
         for plan in plans:
             if self.store.contains(self.run_id(plan)):  # recorded earlier, or meanwhile by another process
                 continue
-            kind = self.kind(plan.head)
-            if kind.batched:
+            if self.kind(plan.head).batches(self.head(plan.head)):
                 batched.setdefault((plan.head, plan.feature, plan.settings), []).append(plan)
             else:
-                self._fit(kind, [plan], records, on_done)
-        for group in batched.values():
-            todo = [p for p in group if not self.store.contains(self.run_id(p))]
-            if todo:
-                self._fit(self.kind(todo[0].head), todo, records, on_done)
+                single.append(plan)
+        self._pending = {}
+        for plan in single:
+            steps = self.kind(plan.head).steps(self, plan)
+            if steps:
+                self._pending[plan.head] = self._pending.get(plan.head, 0) + steps
+        with cpu_threads(self.device) as threads:
+            self.threads = threads
+            for plan in single:
+                if not self.store.contains(self.run_id(plan)):
+                    self._fit(self.kind(plan.head), [plan], records, on_done)
+            for group in batched.values():
+                todo = [p for p in group if not self.store.contains(self.run_id(p))]
+                if todo:
+                    self._fit(self.kind(todo[0].head), todo, records, on_done)
         return records
 
     def _fit(self, kind: HeadKind, plans: list[RunPlan], records: list[dict], on_done) -> None:
-        for plan, outcome in kind.fit(self, plans):
-            record = self.record(plan, kind, outcome)
-            if not self.store.append(record):
+        made = [self.record(plan, kind, outcome) for plan, outcome in kind.fit(self, plans)]
+        appended = {id(r) for r in self.store.append_many(made)}
+        for record in made:
+            if id(record) not in appended:
                 warn_recorded_elsewhere(record, self.store)
                 continue
             records.append(record)
             if on_done:
                 on_done(record)
+        if plans and plans[0].head in self._pending:
+            self._pending[plans[0].head] -= sum(r.get("training", {}).get("steps", 0) for r in made)
+
+    def pace(self, plan: RunPlan) -> Callable[[int, int, float], None] | None:
+        """For a training loop (``pace(steps done, steps of the run, seconds so far)``): after the
+        first few steps of the first run of a head, say once how long that head's runs left in
+        this :meth:`run` will take, when it is more than a few minutes."""
+        pending = self._pending.get(plan.head)
+        if not pending or plan.head in self._paced:
+            return None
+
+        def pace(done: int, total: int, seconds: float) -> None:
+            if plan.head in self._paced or done < PACE_STEPS or seconds < PACE_SECONDS:
+                return
+            self._paced.add(plan.head)
+            per_step = seconds / done
+            whole = per_step * pending
+            if whole >= PACE_WARN_SECONDS:
+                warn(f"{plan.head} trains at {per_step:.2f} s a step on {self.device} here ({total} steps: about "
+                     f"{_duration(per_step * total)} for this run); its runs in this sweep will take about "
+                     f"{_duration(whole)} (estimated from its first {done} steps"
+                     + ("; grid heads at this scale are a GPU job, docs/benchmarks.md)" if self.device.type == "cpu"
+                        else ")"))
+
+        return pace
 
     def record(self, plan: RunPlan, kind: HeadKind, outcome: Outcome) -> dict:
         """The run's record: the envelope every task shares, the task's metrics and extras."""
@@ -236,7 +292,8 @@ class Experiment:
             "run_id": run_id,
             "task": self.task,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "config": {**plan_dict(plan), "device": str(self.device), "uses_encoder": kind.input != "images"},
+            "config": {**plan_dict(plan), "device": str(self.device), "uses_encoder": kind.input != "images",
+                       **({"threads": self.threads} if self.threads else {})},
             "cache": {"store": str(self.group.store), "group": self.group.name, "dataset": self.group.dataset,
                       "signature": self.group.signature},
             "split": {"name": split.name, "seed": split.seed, "n_train": len(split.train), "n_val": len(split.val),

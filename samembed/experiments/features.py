@@ -38,7 +38,8 @@ class GridSource:
 
     In memory when the whole array fits ``budget`` bytes; otherwise read from the Zarr array in
     blocks of whole chunks (shuffled chunk order, shuffled rows within a block), so memory stays
-    at about ``block_bytes`` however large the cache is."""
+    at about ``block_bytes`` however large the cache is. A block's chunks are read in one
+    selection, which zarr fetches concurrently (what keeps object storage fast)."""
 
     def __init__(self, array: zarr.Array, budget: int | None = None, block_bytes: int = 256 << 20):
         self.array = array
@@ -56,16 +57,15 @@ class GridSource:
         chunks = np.unique(indices // self.chunk_rows)
         if rng is not None:
             chunks = rng.permutation(chunks)
-        wanted = np.zeros(self.array.shape[0], bool)
+        n = self.array.shape[0]
+        wanted = np.zeros(n, bool)
         wanted[indices] = True
         pending_idx, pending_x = [], []
         for b in range(0, len(chunks), self.block_chunks):
-            for c in np.sort(chunks[b:b + self.block_chunks]):
-                start, stop = c * self.chunk_rows, min((c + 1) * self.chunk_rows, self.array.shape[0])
-                rows = np.flatnonzero(wanted[start:stop]) + start
-                block = self.array[start:stop]
-                pending_idx.append(rows)
-                pending_x.append(block[rows - start])
+            rows = np.concatenate([np.flatnonzero(wanted[c * self.chunk_rows:min((c + 1) * self.chunk_rows, n)])
+                                   + c * self.chunk_rows for c in np.sort(chunks[b:b + self.block_chunks])])
+            pending_idx.append(rows)
+            pending_x.append(self.array.get_orthogonal_selection((rows,)))
             idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
             if rng is not None:
                 perm = rng.permutation(len(idx))

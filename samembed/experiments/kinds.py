@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import UsageError
@@ -23,13 +23,28 @@ Input = Literal["pooled", "grid", "images", "none"]
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Training settings of a torch head (part of its run id)."""
+    """Training settings of a torch head (part of its run id). ``min_steps`` is a floor on
+    optimizer steps: a training set too small to give that many steps in ``epochs`` epochs trains
+    as many more whole epochs as it takes (0: exactly ``epochs``)."""
 
     epochs: int = 20
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 256
     warmup_epochs: float = 1.0
+    min_steps: int = 0
+    lr_grid: tuple[float, ...] = ()  # if set, each run's peak lr is chosen from it on a held-out part (``lr`` where none can be held out)
+
+    def as_dict(self) -> dict:
+        """The settings as run ids and records hold them. A field added after release 0.1.0 is
+        left out while it has the value that trains as that release did, so the runs of that
+        release keep their ids and any run it changes gets a new one."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
+                if ADDED_SETTINGS.get(k, object()) != v}
+
+
+# Settings added after release 0.1.0, with the value that trains as that release did.
+ADDED_SETTINGS = {"min_steps": 0, "lr_grid": ()}
 
 
 @dataclass
@@ -71,15 +86,31 @@ class HeadKind(ABC):
             raise UsageError(f"head '{plan.head}' trains on {what}")
         return replace(plan, feature=fixed)
 
-    def settings(self, epochs: int | None, lr: float | None, batch_size: int | None) -> TrainSettings | None:
-        """The training settings of a run: the given values, else the kind's defaults."""
+    def settings(self, epochs: int | None, lr: float | None, batch_size: int | None,
+                 min_steps: int | None = None, head: dict | None = None) -> TrainSettings | None:
+        """The training settings of a run: the given values, else the head's own defaults
+        (``head``: fields that differ from its kind's), else the kind's. Given ``epochs`` are
+        trained exactly (no step floor) unless ``min_steps`` is given too; a given ``lr`` is used
+        as it is (no choice from the head's ``lr_grid``)."""
         if self.defaults is None:
             return None
+        defaults = replace(self.defaults, **(head or {}))
         if (epochs is not None and epochs < 1) or (batch_size is not None and batch_size < 1) or \
-                (lr is not None and lr <= 0):
-            raise UsageError("--epochs and --batch-size must be at least 1 and --lr positive")
-        return replace(self.defaults, **{k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size))
-                                         if v is not None})
+                (lr is not None and lr <= 0) or (min_steps is not None and min_steps < 0):
+            raise UsageError("--epochs and --batch-size must be at least 1, --min-steps at least 0 and --lr positive")
+        if epochs is not None and min_steps is None:
+            min_steps = 0
+        given = (("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("min_steps", min_steps),
+                 ("lr_grid", () if lr is not None else None))
+        return replace(defaults, **{k: v for k, v in given if v is not None})
+
+    def batches(self, head) -> bool:
+        """Whether runs of ``head`` (a :class:`~samembed.heads.Head`) are fitted together."""
+        return self.batched
+
+    def steps(self, experiment: Experiment, plan: RunPlan) -> int | None:
+        """The optimizer steps ``plan`` will take (for estimating a sweep's time), or ``None``."""
+        return None
 
     @abstractmethod
     def fit(self, experiment: Experiment, plans: list[RunPlan]) -> Iterator[tuple[RunPlan, Outcome]]:

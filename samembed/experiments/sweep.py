@@ -23,7 +23,7 @@ def sweep(
     feature: str | None = None, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
     device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
     data_dir: str | Path | None = None, download: bool = False, progress: bool = True,
-    checkpoint: str | Path | None = None,
+    checkpoint: str | Path | None = None, min_steps: int | None = None,
 ) -> list[dict]:
     """Train every head on every split (validation fractions, ``standard``, or ``shots`` per class)
     and seed from the cache of ``dataset``; append one record per run to the runs store and return
@@ -31,7 +31,8 @@ def sweep(
     ``encoder`` may name several cache groups (comma-separated names or prefixes: every composite
     of one encoder, say); each runs the same plans. On a segmentation cache the heads are decoders
     (and ``unet``); ``checkpoint`` is the SAM checkpoint for ``sam-vit`` when it is not where the
-    extraction found it."""
+    extraction found it. ``epochs`` are trained exactly unless ``min_steps`` is given too; by
+    default a torch head trains its kind's epochs and at least its kind's step floor (docs/heads.md)."""
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise UsageError("--seeds must be at least 1")
@@ -39,7 +40,7 @@ def sweep(
     options = dict(runs_dir=runs_dir, device=device, data_dir=data_dir, download=download, checkpoint=checkpoint)
     groups = [None] if encoder is None else matching_groups(cache_dir, dataset, encoder)
     experiments = [open_experiment(dataset, cache_dir=cache_dir, group=g, **options) for g in groups]
-    plans = [[e.plan(h, s, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size)
+    plans = [[e.plan(h, s, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
               for h, s, seed in product(heads, specs, seed_list)] for e in experiments]
     records = []
     with tqdm(total=sum(map(len, plans)), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
@@ -55,6 +56,7 @@ def train_head(
     lr: float | None = None, batch_size: int | None = None, device: str = "auto",
     cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
     data_dir: str | Path | None = None, download: bool = False, checkpoint: str | Path | None = None,
+    min_steps: int | None = None,
 ) -> dict:
     """Train one head on one split and seed; returns its run record (also appended to the store,
     or the existing record when the same run is already there). Without a split, a dataset with
@@ -65,6 +67,6 @@ def train_head(
         spec = experiment.default_split
     else:
         spec = SplitSpec.parse(split, shots)
-    plan = experiment.plan(head, spec, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size)
+    plan = experiment.plan(head, spec, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
     new = experiment.run([plan])
     return new[0] if new else experiment.store.record(experiment.run_id(plan))

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..cache.store import pending_shards, writer_lock
 from ..datasets import DatasetIndex
 from ..paths import DEFAULT_CACHE_DIR
+from .distributed import extract_distributed, ranks_from_environment
 from .encode import ExtractResult, check_runtime_options, encode_shards
 from .plan import ExtractionPlan, plan_extraction
 
@@ -46,14 +47,25 @@ def extract(
     whole feature map and, for SAM 2, its two higher-resolution maps (docs/prompts.md).
     ``attention`` picks SAM's attention kernels, ``GLOBAL[,WINDOWED]`` of ``auto``, ``sdpa``,
     ``flex`` (:mod:`samembed.encoders.attention`); recorded in the signature only where the numbers
-    can differ from SDPA's (FlexAttention below float32)."""
-    plan = plan_extraction(dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
-                           checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
-                           shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
-                           dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap},
-                           prompt_features=prompt_features, attention=attention)
+    can differ from SDPA's (FlexAttention below float32).
+
+    ``cache_dir`` is a folder or an object-store URL (``s3://bucket/prefix``, any fsspec URL).
+    In a process launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set), every process
+    encodes its own share of the pending shards on its own GPU (docs/distributed.md); rank 0
+    returns the whole run's result."""
+    options = dict(dataset=dataset, data_dir=data_dir, download=download, encoder=encoder, model=model,
+                   checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
+                   shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
+                   dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap},
+                   prompt_features=prompt_features, attention=attention)
     check_runtime_options(batch_size, workers)
-    with writer_lock(plan.cache_dir, plan.index.name):
+    ranks = ranks_from_environment()
+    if ranks is not None:
+        return extract_distributed(ranks, options, batch_size=batch_size, workers=workers, skip_bad=skip_bad,
+                                   progress=progress, compile=compile, overwrite=overwrite)
+    plan = plan_extraction(**options)
+    with writer_lock(plan.cache_dir, plan.index.name, "one process") as hold:
         group = plan.open_group(overwrite)
         return encode_shards(plan, group, pending_shards(group), batch_size=batch_size, workers=workers,
-                             skip_bad=skip_bad, progress=progress, compile=compile)
+                             skip_bad=skip_bad, progress=progress, compile=compile,
+                             check=hold.check if hold is not None else None)

@@ -10,7 +10,8 @@ import contextlib
 import os
 import socket
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,12 +34,15 @@ from .plan import ExtractionPlan, default_workers
 
 @dataclass
 class ExtractResult:
-    store: Path
+    store: Path | str  # the dataset's store: a Path in a local folder, a URL on object storage
     group: str
     num_images: int  # in the dataset
     encoded: int  # by this call (0 when the cache was already complete)
     skipped: int  # bad images skipped by this call
     seconds: float  # wall time of this call's encoding loop
+    world_size: int = 1  # processes of a distributed run (torchrun)
+    rank: int = 0  # this process's rank; rank 0 holds the whole run's figures
+    ranks: list[dict] = field(default_factory=list)  # distributed: {rank, host, shards, encoded, skipped, seconds}
 
     @property
     def images_per_second(self) -> float:
@@ -53,13 +57,15 @@ def check_runtime_options(batch_size: int | None, workers: int | None) -> None:
 def encode_shards(
     plan: ExtractionPlan, group: zarr.Group, shards: list[int], *, batch_size: int | None = None,
     workers: int | None = None, skip_bad: bool = False, progress: bool = True, compile: bool = False,
-    log: dict | None = None,
+    log: dict | None = None, check: Callable[[], None] | None = None,
 ) -> ExtractResult:
     """Encode the images of ``shards`` that are not stored yet into ``group`` (made by
     ``plan.open_group()``) and store them. ``batch_size`` defaults to 16 on CUDA and 4 on the CPU,
     ``workers`` to min(8, CPUs) on CUDA and 1 on the CPU. A corrupt image stops the run unless
     ``skip_bad``; an interrupt (Ctrl-C, SIGTERM) stores what was encoded and raises
-    :class:`Interrupted` saying how much is stored. ``log`` adds fields to this run's log entry."""
+    :class:`Interrupted` saying how much is stored. ``log`` adds fields to this run's log entry;
+    ``check`` is called before each write (a lease on object storage that must still be held).
+    Writers that run at once must be given disjoint ``shards`` (a distributed run, :mod:`.distributed`)."""
     check_runtime_options(batch_size, workers)
     device = torch.device(plan.device)
     batch_size = (16 if device.type == "cuda" else 4) if batch_size is None else batch_size
@@ -72,13 +78,14 @@ def encode_shards(
                               for s in sorted(shards)] or [np.empty(0, np.int64)])
     if len(indices):
         _encode(plan, group, indices, result, device=device, batch_size=batch_size, workers=workers,
-                skip_bad=skip_bad, progress=progress, compile=compile, log=log or {})
+                skip_bad=skip_bad, progress=progress, compile=compile, log=log or {}, check=check)
     return result
 
 
 def _encode(
     plan: ExtractionPlan, group: zarr.Group, indices: np.ndarray, result: ExtractResult, *, device: torch.device,
     batch_size: int, workers: int, skip_bad: bool, progress: bool, compile: bool, log: dict,
+    check: Callable[[], None] | None = None,
 ) -> None:
     """Encode the images ``indices`` (sorted) into ``group``, updating ``result`` as it goes."""
     index, spec = plan.index, plan.spec
@@ -98,12 +105,14 @@ def _encode(
                           workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size,
                           raw=plan.resize_on_device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    writer = ShardWriter(group, specs, shard_images, indices, done_per_image)
+    writer = ShardWriter(group, specs, shard_images, indices, done_per_image, check=check)
     legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
     t0 = time.perf_counter()
     interrupted = None
     try:
-        with tqdm(total=n, initial=n - len(indices), unit="img", desc=f"extract {result.group}",
+        ranked = "rank" in log  # one process of a distributed run: its own images
+        with tqdm(total=len(indices) if ranked else n, initial=0 if ranked else n - len(indices), unit="img",
+                  desc=f"extract {result.group}" + (f" (rank {log['rank']} of {log['world_size']})" if ranked else ""),
                   disable=not progress, dynamic_ncols=True) as bar:
             host = _HostBuffers(device)
             pending = None  # the batch whose results are on their way to the host

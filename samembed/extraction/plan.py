@@ -13,7 +13,8 @@ import zarr
 
 from ..cache.layout import default_shard_images
 from ..cache.signature import make_signature
-from ..cache.store import group_name, open_group_for_writing, store_path, stored_signature
+from ..cache.location import CacheLocation, cache_location
+from ..cache.store import group_name, open_group_for_writing, stored_signature
 from ..datasets import DatasetIndex, load_dataset
 from ..datasets.bands import BandStack, band_stack
 from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sample_images, stretch_from_signature,
@@ -44,7 +45,7 @@ class ExtractionPlan:
     resize_on_device: bool  # decoded images resized on the device instead of in loader workers
     signature: dict
     attrs: dict = field(default_factory=dict)
-    cache_dir: Path = DEFAULT_CACHE_DIR
+    cache_dir: CacheLocation = cache_location(DEFAULT_CACHE_DIR)  # a folder or an object-store URL
     composite: Composite | BandStack | None = None  # rasters: bands and stretch, or bands as stored (docs/rasters.md)
     # --prompt-features: maps besides the whole map that the encoder's own mask decoder reads,
     # name -> (channels, side) (SAM 2's two high-resolution maps; empty for SAM, and without the option)
@@ -58,8 +59,9 @@ class ExtractionPlan:
         return name + (f"+{self.composite.key()}" if self.composite is not None else "")
 
     @property
-    def store(self) -> Path:
-        return store_path(self.cache_dir, self.index.name)
+    def store(self) -> Path | str:
+        """The dataset's store: a Path in a local folder, a URL on object storage."""
+        return self.cache_dir.store_ref(self.index.name)
 
     def open_group(self, overwrite: bool = False) -> zarr.Group:
         """The second stage: the plan's group, created with every array or checked against the
@@ -109,12 +111,13 @@ def plan_extraction(
     mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
+    location = cache_location(cache_dir)
     if spec.input_bands is not None:
         if stretch is not None:
             raise UsageError(f"{spec.name} takes reflectance as stored and normalises it itself; drop --stretch")
         composite = band_stack(spec.input_bands, index.bands, bands, spec.name, index.name)
     else:
-        composite = _composite(index, bands, stretch, spec, Path(cache_dir))
+        composite = _composite(index, bands, stretch, spec, location)
     signature = make_signature(spec, index, grid, str(compute_dtype(dev)).removeprefix("torch."), mask_size)
     if on_device:
         signature["resize"] = ON_DEVICE_RESIZE if spec.geometry.pixels == "uint8" else ON_DEVICE_RESIZE_FLOAT
@@ -126,7 +129,7 @@ def plan_extraction(
     elif composite is not None:
         signature["composite"] = composite.signature()
     path = _attention(spec, attention, dev, group_name(spec.key, spec.img_size)
-                      + (f"+{composite.key()}" if composite is not None else ""), index.name, Path(cache_dir))
+                      + (f"+{composite.key()}" if composite is not None else ""), index.name, location)
     if path is not None and path.signature_entry(signature["compute_dtype"]):
         signature["attention"] = path.signature_entry(signature["compute_dtype"])
     attrs = {"data_root": str(Path(index.root).resolve())}
@@ -137,11 +140,12 @@ def plan_extraction(
     return ExtractionPlan(
         index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
         shard_images=shard_images or default_shard_images(spec.map_channels, grid, maps), resize_on_device=on_device,
-        signature=signature, attrs=attrs, cache_dir=Path(cache_dir), composite=composite, prompt_maps=maps,
+        signature=signature, attrs=attrs, cache_dir=location, composite=composite, prompt_maps=maps,
     )
 
 
-def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str, cache_dir: Path) -> AttentionPath | None:
+def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str,
+               cache_dir: CacheLocation) -> AttentionPath | None:
     """Resolve ``--attention`` for an encoder that has a choice (SAM) and set it on ``spec``."""
     if not hasattr(spec, "attention"):
         if parse_attention(setting) != ("auto", "auto"):
@@ -171,7 +175,7 @@ def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int
 
 
 def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec: EncoderSpec,
-               cache_dir: Path) -> Composite | None:
+               cache_dir: CacheLocation) -> Composite | None:
     """The composite of ``--bands`` and ``--stretch`` for the dataset's images, with its
     percentile statistics read from an existing cache group or else computed once."""
     if bands is None and stretch is None and index.bands is None:
@@ -191,6 +195,7 @@ def _composite(index: DatasetIndex, bands: str | None, stretch: str | None, spec
     return with_percentile_statistics(composite, sample_images(SAMPLE_IMAGES, candidates), index)
 
 
-def default_workers(device: str) -> int:
-    """Decoding processes: min(8, CPUs) on CUDA, 1 on the CPU (where they share the cores)."""
-    return min(8, os.cpu_count() or 1) if device.startswith("cuda") else 1
+def default_workers(device: str, processes: int = 1) -> int:
+    """Decoding processes: min(8, CPUs) on CUDA, 1 on the CPU (where they share the cores); with
+    ``processes`` extraction processes on the node (torchrun), each gets its share of the CPUs."""
+    return min(8, max(1, (os.cpu_count() or 1) // processes)) if device.startswith("cuda") else 1

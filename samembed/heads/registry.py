@@ -38,6 +38,7 @@ class Head:
     factory: Callable
     summary: str
     uses_checkpoint: bool = False
+    settings: dict | None = None  # training settings where the head differs from its kind's defaults
 
 
 _REGISTRIES: dict[str, Registry[Head]] = {}
@@ -52,9 +53,12 @@ def heads_of(task: str) -> Registry[Head]:
 
 
 def register_head(name: str, kind: str, summary: str, task: str = "classification",
-                  uses_checkpoint: bool = False) -> Callable[[Callable], Callable]:
+                  uses_checkpoint: bool = False, settings: dict | None = None) -> Callable[[Callable], Callable]:
+    """``settings``: training settings (``TrainSettings`` fields) where the head's defaults differ
+    from its kind's."""
+
     def decorate(factory: Callable) -> Callable:
-        heads_of(task).add(name, Head(name, task, kind, factory, summary, uses_checkpoint))
+        heads_of(task).add(name, Head(name, task, kind, factory, summary, uses_checkpoint, settings))
         return factory
 
     return decorate

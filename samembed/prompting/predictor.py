@@ -67,7 +67,7 @@ class CachePredictor:
                              "also reads two higher-resolution maps; extract again with --prompt-features --overwrite")
         geometry = Geometry.from_signature(encoder)
         if int(signature["grid"]) != geometry.map_size:
-            raise UsageError(f"{group.store.name}/{group.name} holds the feature map pooled to {signature['grid']} x "
+            raise UsageError(f"{group.store_name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
                              f"{geometry.map_size} (a new cache group)")
         path = group.checkpoint(checkpoint)

@@ -40,7 +40,8 @@ def write_report(
     """Write the report of the runs in ``runs_dir`` (filtered by ``dataset``, ``encoder`` (a cache
     group name or its prefix) and ``head``) to ``out`` (default ``<runs_dir>/report``).
     ``run`` (a run id or its prefix) picks the run of the training-curve figure; by default it is
-    the best run with curves of each dataset. ``note`` goes at the top of report.md.
+    the best run with curves of each dataset. ``note`` goes at the top of report.md (by default
+    :data:`SYNTHETIC_NOTE` when any run's cache is synthetic: :func:`synthetic_cache`).
     Classification and segmentation runs get their own tables and figures."""
     from . import figures  # matplotlib: loaded only when a report is drawn, not by every command
 
@@ -74,7 +75,7 @@ def write_report(
     sections, tables = [], []
     if classification:
         runs = runs_table(classification)
-        summary = report.summary = summary_table(runs)
+        summary = report.summary = summary_table(runs, by_id)
         csv(runs, "runs.csv")
         csv(summary, "summary.csv")
         csv(per_class_table(summary, by_id), "per_class.csv")
@@ -106,13 +107,30 @@ def write_report(
                              if v) or "none",
         "written": datetime.now(timezone.utc).isoformat(timespec="seconds"), "samembed": __version__,
     }
+    if note is None and any(synthetic_cache(r) for r in records):
+        note = SYNTHETIC_NOTE
     markdown = report_markdown(sections, tables, header, note)
     report.files.append(write_whole(out / "report.md", lambda tmp: tmp.write_text(markdown)))
     return report
 
 
 SUMMARY_TEXT = ("Accuracy and macro F1 on the evaluated split, in percent: mean ± sample standard deviation over "
-                "seeds, and the 95 % Student-t confidence interval of the mean (two or more seeds).")
+                "seeds; in brackets the 95 % Student-t interval of the mean over seeds (two or more seeds; cut to "
+                "0-100, which no mean leaves); in parentheses the 95 % bootstrap interval over the evaluated images "
+                "(each run's images drawn again with replacement, 1,000 times; a single run has one too). The first "
+                "says how much the figure moves with the seed (and split), the second how much with the images "
+                "evaluated. The head's batch is the one its runs trained with.")
+SYNTHETIC_NOTE = ("Some of these runs were made from generated embeddings or with a SAM checkpoint of no published "
+                  "architecture (such as samembed's tiny random-weight checkpoints): their numbers come from "
+                  "synthetic data and say nothing about SAM or a real dataset.")
+
+
+def synthetic_cache(record: dict) -> bool:
+    """Whether the run's cache came from :func:`samembed.cache.synthetic.write_embedding_cache`
+    (encoder ``fake``) or a SAM checkpoint of no published variant (``custom``: the tiny
+    random-weight checkpoints of the demo, quickstart and tests)."""
+    encoder = record.get("cache", {}).get("signature", {}).get("encoder", {})
+    return encoder.get("encoder") == "fake" or encoder.get("variant") == "custom"
 SEG_SUMMARY_TEXT = ("Road class at the original resolution of each evaluated image, in percent, mean ± sample "
                     "standard deviation over seeds. 'All pixels' pools the pixels of every evaluated image (micro); "
                     "'per image, mean' averages each image's own score. The kept epoch is the best on validation.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 
@@ -15,18 +16,38 @@ def _metric_cell(row, metric: str) -> str:
     cell = f"{_pct(row[f'{metric}_mean'])} ± {_pct(row[f'{metric}_std'])}"
     if not math.isnan(row[f"{metric}_ci95_low"]):
         cell += f" [{_pct(row[f'{metric}_ci95_low'])}, {_pct(row[f'{metric}_ci95_high'])}]"
+    if f"{metric}_boot95_low" in row and not math.isnan(row[f"{metric}_boot95_low"]):
+        cell += f" ({_pct(row[f'{metric}_boot95_low'])}–{_pct(row[f'{metric}_boot95_high'])})"
     return cell
 
 
+def _settings(row) -> str:
+    """The settings label with the batch the runs actually trained with."""
+    label = row["settings"]
+    batch = row.get("batch_size", "")
+    if label and isinstance(batch, str) and batch:
+        label = re.sub(r"batch=\d+", f"batch={batch}", label)
+    return label
+
+
+def _split(row) -> str:
+    """``val=0.2`` as the split sweep's axis reads it: the training fraction first."""
+    if row["split_kind"] == "val" and not math.isnan(row["train_fraction"]):
+        return f"train {100 * row['train_fraction']:.0f} % ({row['split']})"
+    return row["split"]
+
+
 def summary_markdown(summary: pd.DataFrame) -> str:
-    """The summary as a Markdown table, metrics in percent: mean ± std [95 % CI]."""
+    """The summary as a Markdown table, metrics in percent: mean ± std [95 % interval over
+    seeds] (95 % bootstrap interval over the evaluated images)."""
     head = ["dataset", "encoder", "head", "feature", "split", "evaluated on", "seeds",
-            "accuracy % mean ± std [95 % CI]", "macro F1 % mean ± std [95 % CI]"]
+            "accuracy % mean ± std [seeds 95 %] (images 95 %)", "macro F1 % mean ± std [seeds 95 %] (images 95 %)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ordered = summary.sort_values(["dataset", "encoder", "head", "feature", "split_kind", "split_value"], kind="stable")
     for _, row in ordered.iterrows():
-        head_name = row["head"] + (f" [{row['settings']}]" if row["settings"] else "")
-        cells = [row["dataset"], row["encoder"], head_name, row["feature"], row["split"], row["evaluated_on"],
+        settings = _settings(row)
+        head_name = row["head"] + (f" [{settings}]" if settings else "")
+        cells = [row["dataset"], row["encoder"], head_name, row["feature"], _split(row), row["evaluated_on"],
                  str(row["n_seeds"]), _metric_cell(row, "accuracy"), _metric_cell(row, "macro_f1")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)

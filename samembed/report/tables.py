@@ -88,24 +88,58 @@ def settings_label(settings: dict) -> str:
     """A short readable label of a torch head's training settings; "" for classic heads."""
     if not settings:
         return ""
-    return f"epochs={settings['epochs']} lr={settings['lr']:g} batch={settings['batch_size']}"
+    lr = "|".join(f"{v:g}" for v in settings["lr_grid"]) + " (chosen)" if settings.get("lr_grid") else f"{settings['lr']:g}"
+    floor = f" min_steps={settings['min_steps']}" if settings.get("min_steps") else ""
+    return f"epochs={settings['epochs']}{floor} lr={lr} batch={settings['batch_size']}"
 
 
-def confidence_interval(values, level: float = 0.95) -> tuple[float, float]:
-    """Student-t interval for the mean of ``values`` (seeds as independent samples); (nan, nan)
-    for fewer than two values, and (mean, mean) when they are all equal."""
+def confidence_interval(values, level: float = 0.95, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """Student-t interval for the mean of ``values`` (seeds as independent samples), cut to
+    ``bounds`` (a metric's range: with 2 or 3 seeds the t interval can reach past 0 or 1, which
+    no mean can); (nan, nan) for fewer than two values, and (mean, mean) when they are all equal."""
     x = np.asarray(values, dtype=float)
     if x.size < 2:
         return math.nan, math.nan
     mean, sem = x.mean(), x.std(ddof=1) / math.sqrt(x.size)
     half = float(stats.t.ppf(0.5 + level / 2, df=x.size - 1)) * sem
-    return float(mean - half), float(mean + half)
+    low, high = bounds
+    return float(max(low, mean - half)), float(min(high, mean + half))
 
 
-def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+BOOTSTRAP_SAMPLES = 1000  # resamples of the evaluated images
+BOOTSTRAP_SEED = 0  # fixed, so a report is the same every time it is written
+
+
+def bootstrap_interval(confusions: list, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES,
+                       seed: int = BOOTSTRAP_SEED) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of the mean over runs of each of :data:`METRICS`, from the
+    runs' (C, C) confusion matrices (rows: true class): every resample draws each run's evaluated
+    images again with replacement (as many as it has; an image's (true, predicted) pair is all
+    accuracy and macro F1 depend on, so drawing the cells of the confusion matrix is drawing the
+    images) and averages the runs' metrics. With one run it is that run's interval over its
+    images; it says how much the figure depends on which images were evaluated, not on seeds."""
+    rng = np.random.default_rng(seed)
+    accuracy, macro_f1 = np.zeros(samples), np.zeros(samples)
+    for matrix in confusions:
+        m = np.asarray(matrix, dtype=np.int64)
+        c, n = m.shape[0], int(m.sum())
+        drawn = rng.multinomial(n, m.ravel() / n, size=samples).reshape(samples, c, c)  # (S, C, C)
+        tp = np.einsum("sii->si", drawn).astype(float)  # (S, C)
+        denominator = drawn.sum(1) + drawn.sum(2)  # predicted + true of each class
+        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+        accuracy += tp.sum(1) / n
+        macro_f1 += f1.mean(1)
+    tail = 100 * (1 - level) / 2
+    return {name: tuple(float(v) for v in np.percentile(values / len(confusions), [tail, 100 - tail]))
+            for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1))}
+
+
+def summary_table(runs: pd.DataFrame, records_by_id: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per :data:`SUMMARY_KEYS` combination: ``n_seeds``, ``train_fraction`` and, for
-    each metric, ``<metric>_mean``, ``_std`` (sample, ddof 1), ``_ci95_low``, ``_ci95_high``,
-    ``_min``, ``_max``, plus ``run_ids`` (space separated)."""
+    each metric, ``<metric>_mean``, ``_std`` (sample, ddof 1), ``_ci95_low``, ``_ci95_high``
+    (over seeds, within [0, 1]), ``_min``, ``_max``, plus ``run_ids`` (space separated); with
+    ``records_by_id``, also ``<metric>_boot95_low``, ``_boot95_high`` (:func:`bootstrap_interval`
+    over the evaluated images) and ``batch_size`` (the batch the runs trained with)."""
     rows = []
     for key, group in runs.groupby(SUMMARY_KEYS, sort=False, dropna=False):
         row = dict(zip(SUMMARY_KEYS, key))
@@ -121,11 +155,29 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_min"], row[f"{metric}_max"] = float(values.min()), float(values.max())
         row["seconds_mean"] = float(group["seconds"].mean())
         row["run_ids"] = " ".join(group["run_id"])
+        if records_by_id is not None:
+            records = [records_by_id[i] for i in group["run_id"]]
+            boot = bootstrap_interval([r["metrics"]["confusion_matrix"] for r in records])
+            for metric in METRICS:
+                row[f"{metric}_boot95_low"], row[f"{metric}_boot95_high"] = boot[metric]
+            row["batch_size"] = trained_batch(records)
         rows.append(row)
     columns = SUMMARY_KEYS + ["split_kind", "split_value", "n_seeds", "train_fraction"] + [
         f"{m}_{s}" for m in METRICS for s in ("mean", "std", "ci95_low", "ci95_high", "min", "max")
     ] + ["seconds_mean", "run_ids"]
+    if records_by_id is not None:
+        columns += [f"{m}_boot95_{s}" for m in METRICS for s in ("low", "high")] + ["batch_size"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def trained_batch(records: list[dict]) -> str:
+    """The batch the runs trained with, as their records say (``training.batch_size``; a run of
+    60 images trains in batches of 60, not the settings' 256): one number, ``a-b`` when the runs
+    differ, ``""`` where no record says (heads without batches, records of release 0.1.0)."""
+    sizes = sorted({r["training"]["batch_size"] for r in records if "batch_size" in r.get("training", {})})
+    if not sizes:
+        return ""
+    return str(sizes[0]) if len(sizes) == 1 else f"{sizes[0]}-{sizes[-1]}"
 
 
 def per_class_table(summary: pd.DataFrame, records_by_id: dict[str, dict]) -> pd.DataFrame:

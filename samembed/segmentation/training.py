@@ -9,9 +9,8 @@ the split it is reported on."""
 from __future__ import annotations
 
 import copy
-import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,7 +21,7 @@ from ..devices import autocast
 from ..encoders.pixels import valid_mask
 from ..experiments.base import RunData
 from ..experiments.kinds import TrainSettings
-from ..experiments.optim import cosine_with_warmup
+from ..experiments.optim import schedule_for
 
 
 @dataclass
@@ -48,6 +47,7 @@ class SegTrainResult:
     curves: dict[str, list[float]]  # epoch, train_loss, train_dice, val_loss, val_dice
     best_epoch: int
     seconds_per_epoch: float
+    training: dict = field(default_factory=dict)  # batch_size, epochs, steps actually trained
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -64,25 +64,26 @@ def _hard_dice_counts(logits: torch.Tensor, target: torch.Tensor, valid: torch.T
 
 
 def train_segmenter(model: nn.Module, source, masks: MaskData, run: RunData, settings: TrainSettings,
-                    device: torch.device) -> SegTrainResult:
-    """Train ``model`` (inputs from ``source`` -> (B, 1, M, M) logits) on ``run.train``; keep the
-    weights of the epoch with the best Dice on ``run.val``."""
+                    device: torch.device, pace=None) -> SegTrainResult:
+    """Train ``model`` (inputs from ``source`` -> (B, 1, M, M) logits) on ``run.train`` for the
+    epochs of its :func:`~samembed.experiments.optim.schedule_for`; keep the weights of the
+    recorded epoch (every epoch, or ``settings.epochs`` evenly spaced ones when the step floor
+    adds epochs) with the best Dice on ``run.val``. ``pace(done, total, seconds)`` is told the
+    steps done, the run's steps and the seconds so far after each step."""
     torch.manual_seed(run.seed)
     rng = np.random.default_rng([run.seed, 2])
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    batch_size = max(1, min(settings.batch_size, len(run.train)))
-    steps = math.ceil(len(run.train) / batch_size)
-    warmup = max(1, round(steps * settings.warmup_epochs))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: cosine_with_warmup(t, steps * settings.epochs, warmup))
+    plan = schedule_for(len(run.train), settings.batch_size, settings)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda t: plan.lr(1.0, t))
     curves = {k: [] for k in ("epoch", "train_loss", "train_dice", "val_loss", "val_dice")}
     best, best_state = (-1.0, 0), None
-    t0 = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
+    loss_sum = inter = total = seen = 0.0
+    t0, done = time.perf_counter(), 0
+    for epoch in range(1, plan.epochs + 1):
         model.train()
-        loss_sum = inter = total = 0.0
-        for idx, xb in source.batches(run.train, batch_size, rng):
+        for idx, xb in source.batches(run.train, plan.batch, rng):
             target, valid = masks.batch(idx, device)
             with autocast(device):
                 logits = model(torch.as_tensor(xb, device=device) if xb.dtype == np.uint8
@@ -93,19 +94,26 @@ def train_segmenter(model: nn.Module, source, masks: MaskData, run: RunData, set
             opt.step()
             sched.step()
             loss_sum += loss.item() * len(idx)
+            seen += len(idx)
             i, t = _hard_dice_counts(logits.detach().float(), target, valid)
             inter, total = inter + i, total + t
-        val_loss, val_dice = evaluate(model, source, masks, run.val, batch_size, device)
+            done += 1
+            if pace is not None:
+                pace(done, plan.total, time.perf_counter() - t0)
+        if not plan.records_epoch(epoch):
+            continue
+        val_loss, val_dice = evaluate(model, source, masks, run.val, plan.batch, device)
         curves["epoch"].append(epoch)
-        curves["train_loss"].append(loss_sum / len(run.train))
+        curves["train_loss"].append(loss_sum / seen)
         curves["train_dice"].append(inter / total if total else 1.0)
         curves["val_loss"].append(val_loss)
         curves["val_dice"].append(val_dice)
+        loss_sum = inter = total = seen = 0.0
         if val_dice > best[0]:
             best, best_state = (val_dice, epoch), copy.deepcopy(model.state_dict())
-    seconds_per_epoch = (time.perf_counter() - t0) / settings.epochs
+    seconds_per_epoch = (time.perf_counter() - t0) / plan.epochs
     model.load_state_dict(best_state)
-    return SegTrainResult(model.eval(), curves, best[1], seconds_per_epoch)
+    return SegTrainResult(model.eval(), curves, best[1], seconds_per_epoch, plan.summary())
 
 
 @torch.no_grad()
