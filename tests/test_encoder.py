@@ -3,6 +3,8 @@ sizes, and the pooled vectors."""
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -143,24 +145,92 @@ def test_the_analytic_cost_matches_the_published_counts():
     assert encoder_macs(arch, 1024) / 1e9 == pytest.approx(2973, rel=0.003)
 
 
-def test_bench_runs_on_the_cpu_and_reports_every_figure(tmp_path):
+def test_bench_runs_on_the_cpu_and_reports_every_figure(tmp_path, monkeypatch):
     import json
 
     from typer.testing import CliRunner
 
     from samembed.cli import app
+    from samembed.encoders.attention import flex_problem
 
+    monkeypatch.setitem(sys.modules, "segment_anything_fast", None)  # (d) absent, whatever is installed here
     ckpt = write_tiny_checkpoint(tmp_path / "tiny.pth")
     result = CliRunner().invoke(app, ["bench", "--checkpoint", str(ckpt), "--sizes", "64,128", "--images", "10",
                                       "--device", "cpu", "--workers", "0", "--json", str(tmp_path / "b.json")])
     assert result.exit_code == 0, result.output
     rows = json.loads((tmp_path / "b.json").read_text())
     assert [r["img_size"] for r in rows] == [64, 128]
+    flex_runs = flex_problem(torch.device("cpu"), 16, torch.float32) is None
     for r in rows:
         assert r["reference_ips"] > 0 and r["encoder_ips"] > 0 and r["extraction_ips"] > 0
         assert r["cosine_min"] > 0.99999  # float32 on the CPU: the same numbers as segment_anything's
         assert r["speedup"] == pytest.approx(r["encoder_ips"] / r["reference_ips"])
         assert r["gmacs"] > 0 and r["mfu"] is None and r["peak_memory_gib"] is None
-    for r in rows:  # each printed line carries its row's own ratios
-        assert f"(x{r['speedup']:.2f} the reference)" in result.output
-        assert f"({100 * r['extraction_ratio']:.0f} % of the encoder)" in result.output
+        assert r["encoder_first_s"] > 0 and r["compile_mode"] is None
+        assert r["attention"] == "sdpa,sdpa"  # (c) on the CPU
+        assert r["extraction_ratio"] == pytest.approx(r["extraction_ips"] / r["encoder_ips"])
+        # (d): not importable, and said so
+        assert r["sam_fast_ips"] is None and "segment_anything_fast is not importable" in r["sam_fast_note"]
+        # (e): FlexAttention in the global blocks, where it runs on the CPU
+        if flex_runs:
+            assert r["flex_attention"] == "flex,sdpa" and r["flex_note"] is None
+            assert r["flex_ips"] > 0 and r["flex_first_s"] > 0 and r["flex_cosine_min"] > 0.99999
+            assert r["flex_speedup"] == pytest.approx(r["flex_ips"] / r["reference_ips"])
+        else:
+            assert r["flex_ips"] is None and "FlexAttention" in r["flex_note"]
+    for r in rows:  # each printed block carries its row's own ratios
+        assert f"(b) encoder, SDPA: {r['encoder_ips']:.2f} img/s (x{r['speedup']:.2f} the reference)" in result.output
+        assert f"({100 * r['extraction_ratio']:.0f} % of the encoder with the same attention)" in result.output
+        if flex_runs:
+            assert f"(e) encoder, FlexAttention (flex,sdpa): {r['flex_ips']:.2f} img/s (x{r['flex_speedup']:.2f} " \
+                   "the reference)" in result.output
+    assert result.output.count("(d) segment-anything-fast: n/a (segment_anything_fast is not importable") == 2
+
+
+def test_bench_times_segment_anything_fast_when_it_is_importable(tmp_path, monkeypatch):
+    """(d) with a stand-in package whose ImageEncoderViT is segment_anything's own (the same
+    constructor and weights layout as segment-anything-fast's): the weights, input size and
+    normalisation reach it, so its embeddings equal the reference's."""
+    import types
+
+    from segment_anything.modeling import ImageEncoderViT
+
+    from samembed.bench import bench
+
+    package, modeling = types.ModuleType("segment_anything_fast"), types.ModuleType("segment_anything_fast.modeling")
+    modeling.ImageEncoderViT, package.modeling = ImageEncoderViT, modeling
+    monkeypatch.setitem(sys.modules, "segment_anything_fast", package)
+    monkeypatch.setitem(sys.modules, "segment_anything_fast.modeling", modeling)
+    ckpt = write_tiny_checkpoint(tmp_path / "tiny.pth")
+    (row,) = bench(sizes=[128], images=10, device="cpu", checkpoint=ckpt, workers=0, say=lambda line: None)
+    assert row.sam_fast_note is None and row.sam_fast_ips > 0 and row.sam_fast_first_s > 0
+    assert row.sam_fast_cosine_min > 0.99999
+    assert row.sam_fast_speedup == pytest.approx(row.sam_fast_ips / row.reference_ips)
+
+
+def test_bench_refuses_an_unknown_compile_mode():
+    from samembed.bench import compile_mode_of
+    from samembed.errors import UsageError
+
+    assert compile_mode_of(False) is None and compile_mode_of(True) == "default"
+    assert compile_mode_of("reduce-overhead") == "reduce-overhead"
+    with pytest.raises(UsageError, match="--compile-mode must be one of default, reduce-overhead, max-autotune"):
+        compile_mode_of("fastest")
+
+
+def test_a_path_that_runs_out_of_device_memory_is_a_figure_not_a_crash():
+    """At large batches the materialised bias can exhaust a GPU: that path's row says so, and the
+    other paths are still timed."""
+    from samembed.bench import BenchRow, _unless_out_of_memory, format_row
+
+    def too_big():
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 32.00 GiB")
+
+    assert _unless_out_of_memory(torch.device("cpu"), lambda: 7) == (7, None)
+    result, note = _unless_out_of_memory(torch.device("cpu"), too_big)
+    assert result is None and note == "out of memory (CUDA out of memory. Tried to allocate 32.00 GiB)"
+    row = BenchRow("vit_h", 1024, 64, "H100", None, None, None, None, None, 2981.0, None, None, encoder_note=note,
+                   flex_ips=80.0, flex_attention="flex,sdpa", extraction_note=note)
+    text = format_row(row)
+    assert "(b) encoder, SDPA: n/a (out of memory (CUDA out of memory." in text
+    assert "(c) whole extraction: n/a (out of memory" in text and "(e) encoder, FlexAttention (flex,sdpa): 80.00" in text

@@ -30,6 +30,7 @@ def extract_command(
     cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
+    attention: str = typer.Option("auto", "--attention", help="SAM's attention kernels, GLOBAL[,WINDOWED] blocks, each auto, sdpa or flex (auto: FlexAttention in the global blocks on CUDA where it runs, SDPA otherwise; docs/encoders.md)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete this encoder's group of the cache first and start it over."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Rasters: the bands of the composite, names or 1-based numbers (B04,B03,B02; VV/VH for a ratio) or a preset (s2-rgb, s2-false-colour, s2-swir, s1-vv-vh-ratio); for prithvi, one band per HLS band (default B02,B03,B04,B8A,B11,B12); docs/rasters.md."),
     stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
@@ -53,6 +54,7 @@ def extract_command(
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
         chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
+        attention=attention,
     )
     if result.rank != 0:  # rank 0 speaks for a distributed run
         return

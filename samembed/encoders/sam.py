@@ -14,7 +14,8 @@ from torch import nn
 from ..errors import UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
-from .fast_attention import use_sdpa
+from .attention import AttentionPath
+from .fast_attention import use_fast_attention
 from .geometry import Geometry
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, token_mask
 from .sam_checkpoint import OFFICIAL_SHA256, SamArch, infer_arch, load_encoder_state_dict, resolve_checkpoint
@@ -79,6 +80,9 @@ def resize_for_input(sd: dict[str, torch.Tensor], arch: SamArch, img_size: int) 
 
 class SamEncoderSpec(EncoderSpec):
     name = "sam"
+    # The attention kernels ``build`` uses: SDPA unless set (extraction resolves ``--attention``
+    # for the device, :mod:`samembed.encoders.attention`).
+    attention: AttentionPath = AttentionPath()
 
     def __init__(self, checkpoint: Path, img_size: int | None, requested_model: str | None = None):
         self.checkpoint = checkpoint
@@ -92,6 +96,10 @@ class SamEncoderSpec(EncoderSpec):
         self.sha256 = sha256sum(checkpoint)
         self.pooled_dims = {"neck": self.arch.out_chans, "trunk": self.arch.embed_dim}
         self.map_channels = self.arch.out_chans
+
+    @property
+    def head_dim(self) -> int:
+        return self.arch.embed_dim // self.arch.num_heads
 
     @property
     def key(self) -> str:
@@ -124,7 +132,8 @@ class SamEncoderSpec(EncoderSpec):
         return vit
 
     def build(self, device: torch.device) -> SamImageEncoder:
-        model = SamImageEncoder(use_sdpa(self.build_vit())).to(device).eval()
+        vit = use_fast_attention(self.build_vit(), self.attention.global_blocks, self.attention.windowed_blocks)
+        model = SamImageEncoder(vit).to(device).eval()
         model.requires_grad_(False)
         return model
 

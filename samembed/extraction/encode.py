@@ -161,7 +161,8 @@ def _encode(
         "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
         "stored": writer.stored, "skipped": result.skipped, "device": _device_name(device), "batch_size": batch_size,
         "workers": workers, "images_per_second": round(result.images_per_second, 3), "host": socket.gethostname(),
-        "pid": os.getpid(), **log, **({"interrupted": True} if interrupted else {}),
+        "pid": os.getpid(), **({"attention": str(spec.attention)} if hasattr(spec, "attention") else {}), **log,
+        **({"interrupted": True} if interrupted else {}),
     })
     if interrupted is not None:
         stored = int(images_done(group["done"][:], dict(group.attrs)).sum())

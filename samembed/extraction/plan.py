@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 import zarr
 
 from ..cache.layout import default_shard_images
@@ -21,6 +22,7 @@ from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sam
 from ..datasets.inputs import InputReader
 from ..devices import compute_dtype, resolve_device
 from ..encoders import EncoderSpec, create_encoder
+from ..encoders.attention import AttentionPath, parse_attention, resolve_attention
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
 
@@ -82,6 +84,7 @@ def plan_extraction(
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
     stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
+    attention: str = "auto",
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -93,7 +96,9 @@ def plan_extraction(
     (:func:`~samembed.datasets.bands.band_stack`; ``bands`` overrides it, ``stretch`` is refused). ``dataset_options`` go to the dataset's
     loader (the ``scene`` dataset's ``chip_size``, ``chip_overlap``). ``prompt_features`` stores
     what the encoder's own prompt decoder reads (:func:`prompt_maps`): the whole map, and for SAM 2
-    its two higher-resolution maps."""
+    its two higher-resolution maps. ``attention`` picks SAM's attention kernels
+    (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the kernels it was written
+    with."""
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
@@ -123,6 +128,10 @@ def plan_extraction(
         signature["bands"] = composite.signature()
     elif composite is not None:
         signature["composite"] = composite.signature()
+    path = _attention(spec, attention, dev, group_name(spec.key, spec.img_size)
+                      + (f"+{composite.key()}" if composite is not None else ""), index.name, location)
+    if path is not None and path.signature_entry(signature["compute_dtype"]):
+        signature["attention"] = path.signature_entry(signature["compute_dtype"])
     attrs = {"data_root": str(Path(index.root).resolve())}
     if index.options:
         attrs["dataset_options"] = dict(index.options)
@@ -133,6 +142,22 @@ def plan_extraction(
         shard_images=shard_images or default_shard_images(spec.map_channels, grid, maps), resize_on_device=on_device,
         signature=signature, attrs=attrs, cache_dir=location, composite=composite, prompt_maps=maps,
     )
+
+
+def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str,
+               cache_dir: CacheLocation) -> AttentionPath | None:
+    """Resolve ``--attention`` for an encoder that has a choice (SAM) and set it on ``spec``."""
+    if not hasattr(spec, "attention"):
+        if parse_attention(setting) != ("auto", "auto"):
+            raise UsageError(f"--attention applies to the sam encoder, not {spec.name}")
+        return None
+    dtype = compute_dtype(dev)
+    stored = stored_signature(cache_dir, dataset, group) if parse_attention(setting) == ("auto", "auto") else None
+    if stored and dtype != torch.float32 and stored.get("compute_dtype") == str(dtype).removeprefix("torch."):
+        spec.attention = AttentionPath.from_signature(stored.get("attention"))  # the numbers it holds
+    else:
+        spec.attention = resolve_attention(setting, dev, spec.head_dim, dtype)
+    return spec.attention
 
 
 def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int]]:
