@@ -94,7 +94,7 @@ def test_batched_prompts_answer_as_one_at_a_time(roads, monkeypatch):
     """Many prompts of mixed kinds on one image, split into decoder calls of 3: each answer equals
     the answer to that prompt alone, in the order given."""
     tmp, _ = roads
-    monkeypatch.setattr("samembed.prompting.predictor.PROMPTS_PER_CALL", 3)
+    monkeypatch.setattr("samembed.prompting.predictor.PROMPTS_PER_CALL", {"cpu": 3})
     predictor = CachePredictor(samembed.open_cache(tmp / "cache256", "seg-folder"))
     rng = np.random.default_rng(1)
     many = [Prompt(((float(x), float(y)),), (1,)) for x, y in rng.uniform(0, 40, (7, 2))] + PROMPTS * 2

@@ -43,10 +43,13 @@ class PromptMask:
     low_res_logits: np.ndarray
 
 
-#: Prompts per decoder call. The decoder copies the image embedding once per prompt, so larger
-#: batches only add memory: on the CPU the time per prompt is flat from 1 to 8 and grows beyond
-#: (docs/benchmarks.md, prompting).
-PROMPTS_PER_CALL = 8
+#: Prompts per decoder call, by device type (others: ``DEFAULT_PROMPTS_PER_CALL``). The decoder
+#: copies the image embedding once per prompt, so on the CPU a larger call only adds memory
+#: traffic: 32 prompts on one vit_b image at 1024 on 2 cores ran at 23-25 prompts/s in calls of 1
+#: or 2, 22 in calls of 4, 16 of 8 and 11-13 of 16 (docs/benchmarks.md, prompting). On a GPU a
+#: larger call keeps the device busy (8: not yet measured there).
+PROMPTS_PER_CALL = {"cpu": 2}
+DEFAULT_PROMPTS_PER_CALL = 8
 
 
 class CachePredictor:
@@ -131,8 +134,9 @@ class CachePredictor:
         groups: dict[tuple[int, bool], list[int]] = {}
         for p, prompt in enumerate(prompts):
             groups.setdefault((len(prompt.points), prompt.box is not None), []).append(p)
-        chunks = [(key, members[s:s + PROMPTS_PER_CALL]) for key, members in groups.items()
-                  for s in range(0, len(members), PROMPTS_PER_CALL)]
+        per_call = PROMPTS_PER_CALL.get(self.device.type, DEFAULT_PROMPTS_PER_CALL)
+        chunks = [(key, members[s:s + per_call]) for key, members in groups.items()
+                  for s in range(0, len(members), per_call)]
         for (n_points, has_box), members in chunks:
             points = boxes = None
             if n_points:
