@@ -148,13 +148,13 @@ def _encode(
     except KeyboardInterrupt as err:  # Ctrl-C, or SIGTERM through the CLI
         interrupted = err
     finally:
-        stop_workers(batches)
         try:
             writer.close()  # stores every image encoded so far, also after an error or an interrupt
         except OSError as err:
             raise storage_error(err, f"writing the cache {result.store}/{result.group}") from None
         finally:
             result.seconds = time.perf_counter() - t0
+            stop_workers(batches)  # after the images are safe: torch's shutdown may wait seconds for a busy worker
     if legacy_skipped:
         group.attrs["skipped"] = list(group.attrs.get("skipped", [])) + legacy_skipped
     record_run(group, {
