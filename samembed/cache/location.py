@@ -298,15 +298,22 @@ class S3Objects(ConditionalObjects):
                 return True
         return False
 
-    def create(self, key: str, data: bytes) -> str | None:
+    def _conditional(self, method: str, key: str, refusals: tuple[type[Exception], ...], **condition) -> dict | None:
+        """The response of a conditional call, or ``None`` where its condition did not hold: s3fs
+        raises one of ``refusals`` for some (FileNotFoundError only where the object had to exist),
+        botocore's error for others."""
         try:
-            return self._call("put_object", key, Body=data, IfNoneMatch="*")["ETag"]
-        except FileExistsError:
+            return self._call(method, key, **condition)
+        except refusals:
             return None
         except Exception as err:
             if self._refused(err):
                 return None
             raise
+
+    def create(self, key: str, data: bytes) -> str | None:
+        response = self._conditional("put_object", key, (FileExistsError,), Body=data, IfNoneMatch="*")
+        return None if response is None else response["ETag"]
 
     def read(self, key: str) -> tuple[bytes, str] | None:
         from zarr.core.sync import sync
@@ -323,25 +330,11 @@ class S3Objects(ConditionalObjects):
         return sync(body()), response["ETag"]
 
     def replace(self, key: str, data: bytes, etag: str) -> str | None:
-        try:
-            return self._call("put_object", key, Body=data, IfMatch=etag)["ETag"]
-        except (FileExistsError, FileNotFoundError):
-            return None
-        except Exception as err:
-            if self._refused(err):
-                return None
-            raise
+        response = self._conditional("put_object", key, (FileExistsError, FileNotFoundError), Body=data, IfMatch=etag)
+        return None if response is None else response["ETag"]
 
     def delete(self, key: str, etag: str) -> bool:
-        try:
-            self._call("delete_object", key, IfMatch=etag)
-            return True
-        except (FileExistsError, FileNotFoundError):
-            return False
-        except Exception as err:
-            if self._refused(err):
-                return False
-            raise
+        return self._conditional("delete_object", key, (FileExistsError, FileNotFoundError), IfMatch=etag) is not None
 
 
 class FsspecObjects(ConditionalObjects):

@@ -103,17 +103,9 @@ def load_eurosat_ms(data_dir: Path | None, download: bool = False) -> DatasetInd
     the archive's nested layout (``ds/images/.../tif/<Class>/``) or the class folders directly;
     same classes, labels and standard split as ``eurosat``."""
     data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "eurosat-ms"
-    root = (_class_root(data_dir / MS_LAYOUT, 0) or _class_root(data_dir)) if data_dir.is_dir() else None
-    if root is None:
-        _from_archive(data_dir, MS_ARCHIVE, download, "EuroSAT-MS (the 13-band GeoTIFFs)")
-        root = _class_root(data_dir / MS_LAYOUT, 0) or _class_root(data_dir)
-        if root is None:
-            raise DataNotFoundError(f"{data_dir / MS_ARCHIVE.filename} holds no EuroSAT class folders; delete it and "
-                                    "run again with --download")
-    hint = "pass --data-dir DIR pointing at the EuroSAT-MS GeoTIFFs"
-    index = _rasters_only(index_class_folders(root, "eurosat-ms", hint), root, hint)
-    if index.class_names != CLASSES:
-        raise DataNotFoundError(f"{root} holds class folders {index.class_names}, not EuroSAT's; {hint}")
+    index = _eurosat_rasters(data_dir, lambda: _class_root(data_dir / MS_LAYOUT, 0) or _class_root(data_dir),
+                             MS_ARCHIVE, download, "EuroSAT-MS (the 13-band GeoTIFFs)", "eurosat-ms",
+                             "pass --data-dir DIR pointing at the EuroSAT-MS GeoTIFFs")
     index = _with_bands(index, S2_BANDS, "EuroSAT-MS")
     index.info["complete"] = len(index) == NUM_IMAGES
     return index
@@ -125,18 +117,26 @@ def load_eurosat_sar(data_dir: Path | None, download: bool = False) -> DatasetIn
     EuroSAT's 10 class folders, found up to three levels below ``--data-dir``. The band dtype is
     read from the files, never assumed; a file that is not two bands is refused."""
     data_dir = data_dir if data_dir is not None else DEFAULT_DATA_ROOT / "eurosat-sar"
-    root = _class_root(data_dir) if data_dir.is_dir() else None
+    index = _eurosat_rasters(data_dir, lambda: _class_root(data_dir), SAR_ARCHIVE, download, "EuroSAT-SAR",
+                             "eurosat-sar", "pass --data-dir DIR pointing at the EuroSAT-SAR class folders")
+    return _with_bands(index, S1_BANDS, "EuroSAT-SAR")
+
+
+def _eurosat_rasters(data_dir: Path, find_root, archive, download: bool, what: str, name: str,
+                     hint: str) -> DatasetIndex:
+    """The rasters of a EuroSAT version in EuroSAT's class folders: found by ``find_root()`` in
+    ``data_dir``, else in its downloaded (or, with ``download``, downloading) ``archive``."""
+    root = find_root() if data_dir.is_dir() else None
     if root is None:
-        _from_archive(data_dir, SAR_ARCHIVE, download, "EuroSAT-SAR")
-        root = _class_root(data_dir)
+        _from_archive(data_dir, archive, download, what)
+        root = find_root()
         if root is None:
-            raise DataNotFoundError(f"{data_dir / SAR_ARCHIVE.filename} holds no EuroSAT class folders; delete it and "
+            raise DataNotFoundError(f"{data_dir / archive.filename} holds no EuroSAT class folders; delete it and "
                                     "run again with --download")
-    hint = "pass --data-dir DIR pointing at the EuroSAT-SAR class folders"
-    index = _rasters_only(index_class_folders(root, "eurosat-sar", hint), root, hint)
+    index = _rasters_only(index_class_folders(root, name, hint), root, hint)
     if index.class_names != CLASSES:
         raise DataNotFoundError(f"{root} holds class folders {index.class_names}, not EuroSAT's; {hint}")
-    return _with_bands(index, S1_BANDS, "EuroSAT-SAR")
+    return index
 
 
 @register_dataset("raster-folder")
