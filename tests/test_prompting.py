@@ -19,7 +19,7 @@ from samembed.encoders import build_sam, create_encoder
 from samembed.encoders.sam import resize_for_input
 from samembed.errors import UsageError
 from samembed.prompting.predictor import CachePredictor
-from samembed.prompting.prompts import Prompt
+from samembed.prompting.prompts import Prompt, read_prompts
 from samembed.prompting.run import prompt
 from samembed.prompting.zero_shot import PromptRecipe
 
@@ -222,3 +222,24 @@ def test_zero_shot_heads_run_in_a_sweep_beside_the_decoders_and_reach_the_report
     assert "segmentation_examples_road.png" in names and "segmentation_boxplots_road.png" in names
     summary = report.summary
     assert {"road_sam-box", "road_sam-3points"} <= {f"road_{h}" for h in summary["head"]}
+
+
+def test_geojson_polygons_with_holes_are_boxes_and_malformed_features_are_one_line(tmp_path):
+    # A polygon with a hole has rings of different lengths: read as one array they were a
+    # traceback; the box is the outer ring's bounds.
+    outer, hole = [[0, 0], [10, 0], [10, 20], [0, 20], [0, 0]], [[2, 2], [4, 2], [4, 4], [2, 2]]
+    features = [{"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [outer, hole]},
+                 "properties": {"prompt": "a"}},
+                {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 6]},
+                 "properties": {"prompt": "a", "label": 1}}]
+    path = tmp_path / "p.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": features}))
+    (prompt,) = read_prompts(path)
+    assert prompt.box == (0.0, 0.0, 10.0, 20.0) and prompt.points == ((5.0, 6.0),) and prompt.labels == (1,)
+    for geometry, properties in (({"type": "Point", "coordinates": [5, 6]}, {"label": "fg"}),
+                                 ({"type": "Point"}, {}), ({"type": "Polygon", "coordinates": [[1, 2]]}, {})):
+        path.write_text(json.dumps({"type": "FeatureCollection",
+                                    "features": [{"type": "Feature", "geometry": geometry, "properties": properties}]}))
+        with pytest.raises(UsageError, match="feature 0 .*malformed") as refused:
+            read_prompts(path)
+        assert "\n" not in str(refused.value)

@@ -288,7 +288,9 @@ def test_dinov3_official_file_gives_the_embeddings_of_the_same_weights_in_memory
     # The satellite weights bring their own statistics, recorded in the signature.
     sat = samembed.create_encoder("dinov3", model="vitl16-sat-random")
     assert "SAT-493M mean (109.65, 104.805, 75.48)" in sat.signature()["preprocessing"]
-    assert sat.key == "dinov3-vitl16-random" and sat.pooled_dims == {"cls": 1024, "mean": 1024}
+    assert sat.key == "dinov3-vitl16-sat-random" and sat.pooled_dims == {"cls": 1024, "mean": 1024}
+    # web and satellite random weights normalise differently: two groups, not one refused by the other
+    assert samembed.create_encoder("dinov3", model="vitl16-random").key == "dinov3-vitl16-random"
 
 
 def test_dinov3_extracts_like_dinov2_and_refuses_what_it_cannot_take(rgb_data, tmp_path):

@@ -61,7 +61,9 @@ def child_names(group: zarr.Group) -> list[str]:
         prefix = f"{group.path}/" if group.path else ""
         return [key async for key in group.store.list_dir(prefix)]
 
-    return sorted(k.rstrip("/") for k in sync(listing()) if k != "zarr.json" and not k.startswith("."))
+    # zarr writes metadata as zarr.<uuid>.partial and renames it: one left by a killed process is no child
+    return sorted(k.rstrip("/") for k in sync(listing())
+                  if k != "zarr.json" and not k.startswith(".") and not k.endswith(".partial"))
 
 
 def required_arrays(attrs: dict) -> list[str]:
@@ -75,6 +77,7 @@ def required_arrays(attrs: dict) -> list[str]:
         names += ["window", "scene"]
     if attrs.get("done_unit") == DONE_PER_IMAGE:
         names.append("error")
+    names += list(attrs.get("prompt_maps", {}))  # --prompt-features: SAM 2's higher-resolution maps
     return names
 
 

@@ -67,7 +67,8 @@ def mask_values(path: str | Path, window=None) -> np.ndarray:
                            "and one for the foreground")
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
+def distinct_values(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of an array (a count of the 256 values for uint8: no sort)."""
     if values.dtype == np.uint8:
         return np.flatnonzero(np.bincount(values.ravel(), minlength=256))
     return np.unique(values)
@@ -83,7 +84,7 @@ def scan_mask_encoding(paths: Iterable[str | Path]) -> MaskEncoding:
             values = mask_values(path)
         except CorruptImageError:
             continue
-        distinct = {float(v) for v in _distinct(values)}
+        distinct = {float(v) for v in distinct_values(values)}
         if len(seen | distinct) > 2:
             if len(distinct) > 2:
                 what = f"holds {len(distinct)} distinct values ({_span(distinct)})"

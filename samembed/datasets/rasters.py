@@ -5,7 +5,6 @@ folders, any band count and dtype). Their images reach an encoder through a comp
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .eurosat import CLASSES, NUM_IMAGES, extract_archive_into, standard_split
 from .registry import register_dataset
+from .scene import band_names, raster_info
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 S2_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B08A", "B09", "B10", "B11", "B12")
@@ -35,21 +35,6 @@ MS_ARCHIVE = RasterArchive(
 MS_LAYOUT = "ds/images/remote_sensing/otherDatasets/sentinel_2/tif"
 SAR_ARCHIVE = RasterArchive("https://huggingface.co/datasets/wangyi111/EuroSAT-SAR/resolve/main/EuroSAT-SAR.zip",
                             "EuroSAT-SAR.zip", None, "EuroSAT-SAR")
-
-
-def raster_header(path: Path) -> tuple[int, str, tuple[str | None, ...]]:
-    """(band count, dtype, band descriptions) of a raster, from its header only."""
-    import rasterio
-    from rasterio.errors import NotGeoreferencedWarning, RasterioError
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(path) as src:
-                return src.count, src.dtypes[0], tuple(src.descriptions)
-    except (RasterioError, OSError) as err:
-        raise DataNotFoundError(f"cannot read the raster {path} ({' '.join(str(err).split())}); replace the file") \
-            from None
 
 
 def _class_root(data_dir: Path, depth: int = 3) -> Path | None:
@@ -77,13 +62,13 @@ def _from_archive(data_dir: Path, archive: RasterArchive, download: bool, what: 
 def _with_bands(index: DatasetIndex, expected: tuple[str, ...] | None, what: str) -> DatasetIndex:
     """``index`` with the band names and dtype of its first raster (``expected`` names, which
     its band count must match, or the file's descriptions, or numbers)."""
-    count, dtype, descriptions = raster_header(index.path(0))
+    info = raster_info(index.path(0))
+    count, dtype = info.count, info.dtype
     if expected is not None and count != len(expected):
         raise DataNotFoundError(f"{index.path(0)} has {count} band(s) of {dtype}, but {what} has {len(expected)} "
                                 f"({', '.join(expected)}); is --data-dir the right dataset?")
     if expected is None:
-        expected = tuple(d if d else str(b + 1) for b, d in enumerate(descriptions)) \
-            if all(descriptions) and len(set(descriptions)) == count else tuple(str(b + 1) for b in range(count))
+        expected = band_names(count, info.descriptions)
     return replace(index, bands=expected, dtype=dtype)
 
 

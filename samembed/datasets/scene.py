@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import DataNotFoundError, ImageFormatError, UsageError
 from .base import Chips, DatasetIndex, relative_id
-from .masks import MaskEncoding, mask_values
+from .masks import MaskEncoding, distinct_values, mask_values
 from .registry import register_dataset
 from .segmentation import SEGMENTATION_CLASSES
 
@@ -54,6 +54,14 @@ def raster_info(path: Path) -> RasterInfo:
             from None
 
 
+def band_names(count: int, descriptions: tuple[str | None, ...]) -> tuple[str, ...]:
+    """A raster's band names: its band descriptions where every band has a distinct one, else
+    ``1`` ... ``count``."""
+    if all(descriptions) and len(set(descriptions)) == count:
+        return tuple(descriptions)
+    return tuple(str(b + 1) for b in range(count))
+
+
 def chip_origins(length: int, size: int, overlap: int) -> list[int]:
     """Offsets of chips of ``size`` along a side of ``length`` pixels, ``overlap`` apart; the
     last one ends at the edge."""
@@ -85,7 +93,7 @@ def scan_raster_mask(path: Path, info: RasterInfo) -> set[float]:
     values: set[float] = set()
     for row in range(0, info.height, SCAN_ROWS):
         block = mask_values(path, (0, row, info.width, min(SCAN_ROWS, info.height - row)))
-        values |= {float(v) for v in np.unique(block)}
+        values |= {float(v) for v in distinct_values(block)}
         if len(values) > 2:
             raise ImageFormatError(f"mask {path} holds more than two values ({', '.join(f'{v:g}' for v in sorted(values)[:4])}"
                                    ", ...); a binary mask holds two, one for the background and one for the foreground")
@@ -136,9 +144,7 @@ def load_scene(data_dir: Path | None, download: bool = False, chip_size: int = D
                 windows.append((col, row, min(chip_size, info.width), min(chip_size, info.height)))
                 if with_masks:
                     mask_ids.append(relative_id(masks_dir / path.name, root))
-    bands = tuple(d if d else str(b + 1) for b, d in enumerate(first.descriptions)) \
-        if all(first.descriptions) and len(set(first.descriptions)) == first.count \
-        else tuple(str(b + 1) for b in range(first.count))
+    bands = band_names(first.count, first.descriptions)
     chips = Chips(scenes, np.asarray(windows, dtype=np.int64), georef)
     options = {"chip_size": chip_size, "chip_overlap": chip_overlap}
     if with_masks:

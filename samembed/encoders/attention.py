@@ -61,7 +61,9 @@ def resolve_attention(setting: str, device: torch.device, head_dim: int, dtype: 
     """The path for ``setting`` on ``device``: ``auto`` as the module says; ``flex`` asked for where
     FlexAttention does not run is refused in one line, with the reason."""
     glob, windowed = parse_attention(setting)
-    problem = flex_problem(device, head_dim, dtype) if "flex" in (glob, windowed) or device.type == "cuda" else None
+    # probing compiles FlexAttention: only where flex is asked for or auto must choose on CUDA
+    probe = "flex" in (glob, windowed) or (device.type == "cuda" and "auto" in (glob, windowed))
+    problem = flex_problem(device, head_dim, dtype) if probe else None
     if "flex" in (glob, windowed) and problem:
         raise UsageError(f"--attention {setting}: {problem}; use --attention sdpa")
     flex_auto = device.type == "cuda" and problem is None

@@ -90,7 +90,9 @@ class DinoV3EncoderSpec(EncoderSpec):
     @property
     def key(self) -> str:
         weights = self.sha256[:8] if self.sha256 else ("random" if self.random else self.weights.tag)
-        return f"dinov3-{self.variant.removesuffix('-sat')}-{weights}"
+        # the tag says web or satellite weights; a file's hash or "random" does not, the variant must
+        variant = self.variant.removesuffix("-sat") if weights == self.weights.tag else self.variant
+        return f"dinov3-{variant}-{weights}"
 
     @property
     def preprocessing(self) -> str:

@@ -171,7 +171,3 @@ def use_fast_attention(vit: nn.Module, global_blocks: str = "sdpa", windowed_blo
             block.forward = types.MethodType(windowed_block_forward, block)
     return vit
 
-
-def use_sdpa(vit: nn.Module) -> nn.Module:
-    """:func:`use_fast_attention` with SDPA in every block."""
-    return use_fast_attention(vit, "sdpa", "sdpa")

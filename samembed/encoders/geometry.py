@@ -108,13 +108,6 @@ class Geometry:
 
     __call__ = canvas  # a Geometry is the loader's per-image preprocessing
 
-    def valid_cells(self, valid_hw: torch.Tensor, size: int) -> torch.Tensor:
-        """(B, 1, size, size) float mask of the cells of a ``size`` x ``size`` grid over the square
-        that the image covers (partly covered cells count); ``valid_hw`` (B, 2) in pixels."""
-        from .pixels import valid_mask
-
-        return valid_mask(valid_hw, size, scale=self.img_size // size)
-
     # -- points and boxes --------------------------------------------------------------------
 
     def points_to_input(self, xy: np.ndarray, orig_hw) -> np.ndarray:

@@ -234,6 +234,8 @@ class Experiment:
             steps = self.kind(plan.head).steps(self, plan)
             if steps:
                 self._pending[plan.head] = self._pending.get(plan.head, 0) + steps
+        if not single and not batched:  # all recorded: no thread count to measure
+            return records
         with cpu_threads(self.device) as threads:
             self.threads = threads
             for plan in single:
@@ -315,7 +317,6 @@ class Experiment:
         raise NotImplementedError
 
 
-TaskFactory = Callable[[CacheGroup, ExperimentOptions], Experiment]
 TASKS: Registry[type[Experiment]] = Registry("task", BUILTIN["task"])
 
 

@@ -69,7 +69,6 @@ class HeadKind(ABC):
     input: Input  # what its heads read: a pooled vector, the grid map, the raw images, or nothing
     defaults: TrainSettings | None = None  # None: the kind sets its own hyper-parameters (or trains nothing)
     batched: bool = False  # runs of one head, feature and settings are fitted together in one call
-    trains: bool = True  # False: no training, so no curves and no best epoch
 
     def resolve(self, plan: RunPlan, pooled: tuple[str, ...]) -> RunPlan:
         """``plan`` with its feature filled in: the first of the group's ``pooled`` arrays for

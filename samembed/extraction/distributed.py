@@ -4,7 +4,7 @@ Every process (rank) plans the same extraction. Rank 0 takes the store's writer 
 in a local folder, a lease on object storage), creates or checks the group, and hands every rank
 its own pending shards (:func:`assign_shards`); the others then check that they see the same
 group with the same signature. Each rank encodes its shards on its own GPU (``cuda:LOCAL_RANK``)
-with its own loader workers, writing whole shards only, and logs its own run; the run ends when
+with its own loader workers, writing its shards as one process does, and logs its own run; the run ends when
 every rank has finished, and rank 0 returns the summary. Ranks exchange only small Python objects:
 the process group is NCCL on GPUs (these messages go through a gloo group beside it, so a rank
 that waits long for the slowest one never trips NCCL's watchdog) and gloo on CPUs."""

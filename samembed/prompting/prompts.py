@@ -173,15 +173,20 @@ def _read_geojson(path: Path, image: str | None) -> list[Prompt]:
     for n, feature in enumerate(features):
         geometry, properties = feature.get("geometry") or {}, feature.get("properties") or {}
         key = str(properties.get("prompt", f"feature{n}"))
-        kind, coordinates = geometry.get("type"), np.asarray(geometry.get("coordinates", []), dtype=float)
-        if kind == "Point":
-            rows.append((key, image, (float(coordinates[0]), float(coordinates[1])), int(properties.get("label", 1)), None))
-        elif kind == "Polygon":
-            ring = coordinates[0]
-            rows.append((key, image, None, None, (float(ring[:, 0].min()), float(ring[:, 1].min()),
-                                                  float(ring[:, 0].max()), float(ring[:, 1].max()))))
-        else:
+        kind = geometry.get("type")
+        if kind not in ("Point", "Polygon"):
             raise UsageError(f"{path}: feature {n} is a {kind}; prompts are Points (with a label) and Polygons "
                              "(their bounds are the box)")
+        try:
+            if kind == "Point":
+                x, y = np.asarray(geometry["coordinates"], dtype=float)[:2]
+                rows.append((key, image, (float(x), float(y)), int(properties.get("label", 1)), None))
+            else:  # the outer ring's bounds; holes (rings of other lengths) do not change them
+                ring = np.asarray(geometry["coordinates"][0], dtype=float)[:, :2]
+                rows.append((key, image, None, None, (float(ring[:, 0].min()), float(ring[:, 1].min()),
+                                                      float(ring[:, 0].max()), float(ring[:, 1].max()))))
+        except (KeyError, IndexError, TypeError, ValueError):
+            raise UsageError(f"{path}: feature {n} ({kind}) has malformed coordinates or a label that is not a "
+                             "number (1 foreground, 0 background)") from None
     return _group(rows, True, str(path))
 
