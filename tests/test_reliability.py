@@ -334,6 +334,63 @@ def test_a_full_disk_during_a_runs_store_append_is_one_line(tmp_path, monkeypatc
     assert result.exit_code == 1 and "No space left on device" in one_line(result) and "runs.jsonl" in result.output
 
 
+def test_two_exports_to_one_file_at_once_both_finish_and_leave_it_whole(tmp_path, monkeypatch):
+    """Both writers hold their temporary file at the same moment (a barrier before the rename):
+    with one shared temporary name they wrote into and renamed each other's file, and both failed."""
+    import threading
+
+    import h5py
+
+    import samembed.atomic as atomic
+    from samembed.cache.export import export_h5
+
+    write_embedding_cache(tmp_path / "cache", per_class=4)
+    group = open_cache(tmp_path / "cache", "eurosat")
+    both_written = threading.Barrier(2, timeout=20)
+    real_replace = os.replace
+
+    def replace_when_both_are_written(src, dst):
+        both_written.wait()
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic.os, "replace", replace_when_both_are_written)
+    out, errors = tmp_path / "out.h5", []
+
+    def export():
+        try:
+            export_h5(group, out)
+        except Exception as err:  # noqa: BLE001 (reported below)
+            errors.append(err)
+
+    threads = [threading.Thread(target=export) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with h5py.File(out) as f:
+        assert np.array_equal(f["neck"][:], group.read("neck"))
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_and_long_names_fit(tmp_path):
+    from samembed.atomic import write_whole
+
+    target = tmp_path / "kept.txt"
+    target.write_text("old")
+
+    def fail(tmp):
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(OSError):
+        write_whole(target, fail)
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["kept.txt"]
+    long = tmp_path / ("n" * 250 + ".h5")  # 253 characters: its temporary name must fit in 255 too
+    write_whole(long, lambda tmp: tmp.write_text("new"))
+    assert long.read_text() == "new" and len(list(tmp_path.iterdir())) == 2
+
+
 # ------------------------------------------------------------------------------ interrupts
 
 
