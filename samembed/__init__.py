@@ -2,7 +2,8 @@
 
 Extract once into a Zarr cache (:func:`extract`), then train heads from it many times
 (:func:`train_head`, :func:`sweep`; raw arrays: :func:`open_cache`), and report on the runs
-(:func:`write_report`); :func:`prompt` answers SAM's point and box prompts from the cache;
+(:func:`write_report`); :func:`prompt` answers SAM's point and box prompts from the cache
+(:func:`iter_prompts` streams many);
 :func:`run_study` runs a checked-in study file end to end and
 :func:`run_demo` does all of it offline on generated data. The names below are imported when
 first used, so ``import samembed`` is cheap."""
@@ -20,12 +21,12 @@ __getattr__ = lazy_attributes(__name__, {
     "available_heads": ".heads",
     "write_report": ".report",
     "run_study": ".study",
-    "prompt": ".prompting.run",
+    "prompt": ".prompting.run", "iter_prompts": ".prompting.run",
     "run_demo": ".demo",
 })
 
 __all__ = [
     "ExtractResult", "SamembedError", "__version__", "available_datasets", "available_encoders", "available_heads",
-    "create_encoder", "export_h5", "extract", "list_groups", "load_dataset", "make_synthetic_dataset",
+    "create_encoder", "export_h5", "extract", "iter_prompts", "list_groups", "load_dataset", "make_synthetic_dataset",
     "open_cache", "prompt", "run_demo", "run_study", "sweep", "train_head", "write_report", "write_tiny_checkpoint",
 ]

@@ -115,7 +115,7 @@ def test_a_prompt_writes_a_png_and_reports_its_score(roads, tmp_path):
                                  "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"{image} prompt: ") and "predicted IoU" in result.output
-    (png,) = (tmp_path / "out").iterdir()
+    (png,) = (tmp_path / "out").glob("*.png")
     from PIL import Image
 
     mask = np.asarray(Image.open(png))
@@ -240,6 +240,196 @@ def test_geojson_polygons_with_holes_are_boxes_and_malformed_features_are_one_li
                                  ({"type": "Point"}, {}), ({"type": "Polygon", "coordinates": [[1, 2]]}, {})):
         path.write_text(json.dumps({"type": "FeatureCollection",
                                     "features": [{"type": "Feature", "geometry": geometry, "properties": properties}]}))
-        with pytest.raises(UsageError, match="feature 0 .*malformed") as refused:
+        with pytest.raises(UsageError, match=r"feature 0(:| \().*(malformed|label is 1)") as refused:
             read_prompts(path)
         assert "\n" not in str(refused.value)
+
+
+# ------------------------------------------------------------------------------ issue 22
+
+
+@pytest.fixture(scope="module")
+def scene_cache(tmp_path_factory, tiny_checkpoint):
+    """A 300 x 400 scene in EPSG:32633 (2 m pixels) extracted as chips of 128."""
+    tmp = tmp_path_factory.mktemp("scene")
+    data = make_synthetic_scene(tmp / "scene", size=(300, 400), origin=(600000.0, 4000000.0), pixel=2.0)
+    samembed.extract("scene", data_dir=data, checkpoint=tiny_checkpoint, bands="1,2,3", stretch="fixed:0,4000",
+                     chip_size=128, img_size=256, workers=0, progress=False, cache_dir=tmp / "cache")
+    return tmp / "cache"
+
+
+def write_geojson(path, features, crs=None):
+    """A FeatureCollection of (geometry, properties) pairs, with a 2008-style ``crs`` member naming ``crs``."""
+    collection = {"type": "FeatureCollection",
+                  "features": [{"type": "Feature", "geometry": g, "properties": p} for g, p in features]}
+    if crs is not None:
+        collection["crs"] = {"type": "name", "properties": {"name": crs}}
+    path.write_text(json.dumps(collection))
+    return path
+
+
+def test_a_geojson_in_another_crs_lands_where_its_reprojected_coordinates_say(scene_cache, tmp_path):
+    """The same field given in EPSG:32632 (a crs member) and in WGS 84 (RFC 7946: no crs member)
+    on an EPSG:32633 scene: placed by its reprojected coordinates, not its bare numbers (those lie
+    hundreds of kilometres off the scene), and the output says which CRS was assumed."""
+    from rasterio.warp import transform
+
+    x, y = 600000.0 + 2 * 300.5, 4000000.0 - 2 * 200.5  # pixel (300.5, 200.5) of the scene
+    corners = ([x - 40, x + 40, x + 40, x - 40], [y - 20, y - 20, y + 20, y + 20])  # a 40 x 20 pixel box around it
+    group = samembed.open_cache(scene_cache, "scene")
+    for crs, name, said in (("urn:ogc:def:crs:EPSG::32632", "EPSG:32632", "EPSG:32632 (the file's crs member)"),
+                            (None, "EPSG:4326", "OGC:CRS84 (RFC 7946 GeoJSON without a crs member")):
+        (px,), (py,) = transform("EPSG:32633", name, [x], [y])
+        xs, ys = transform("EPSG:32633", name, *corners)
+        ring = [[min(xs), min(ys)], [max(xs), min(ys)], [max(xs), max(ys)], [min(xs), max(ys)], [min(xs), min(ys)]]
+        path = write_geojson(tmp_path / "field.geojson", [({"type": "Point", "coordinates": [px, py]}, {"prompt": "f"}),
+                                                          ({"type": "Polygon", "coordinates": [ring]}, {"prompt": "f"})],
+                             crs)
+        out = tmp_path / f"out-{name.replace(':', '')}"
+        (result,) = prompt("scene", prompts_file=path, cache_dir=scene_cache, out=out)
+        col, row, w, h = (int(v) for v in group.read("window")[result.index])
+        assert col <= 300 < col + w and row <= 200 < row + h
+        assert result.answer.prompt.points[0] == pytest.approx((300.5 - col, 200.5 - row), abs=1e-3)
+        x0, y0, x1, y1 = result.answer.prompt.box  # the reprojected bounds hold the box, a few pixels larger
+        assert x0 <= 280.5 - col and y0 <= 190.5 - row and x1 >= 320.5 - col and y1 >= 210.5 - row
+        assert x0 > 270 - col and y0 > 180 - row and x1 < 330 - col and y1 < 220 - row
+        assert result.crs.startswith(said) and result.crs.endswith("reprojected to EPSG:32633 (the scene's CRS)")
+        written = json.loads((out / "scene_masks.geojson").read_text())
+        assert all(f["properties"]["prompt_crs"] == result.crs for f in written["features"])
+        assert (out / "masks.csv").read_text().splitlines()[1].endswith(f'"{result.crs}"')
+        cli = CliRunner().invoke(app, ["prompt", "--dataset", "scene", "--prompts", str(path), "--cache-dir",
+                                       str(scene_cache), "--out", str(out)])
+        assert cli.exit_code == 0 and cli.output.splitlines()[0] == f"map coordinates in {result.crs}", cli.output
+    (pixel,) = prompt("scene", points=[f"{x},{y}"], in_map=True, cache_dir=scene_cache)
+    assert pixel.crs == "EPSG:32633 (the scene's CRS)"
+
+
+def test_a_geojson_that_cannot_be_placed_is_one_line(scene_cache, tmp_path, tiny_checkpoint):
+    point = [({"type": "Point", "coordinates": [16.0, 36.0]}, {})]
+    for crs, message in (("urn:ogc:def:crs:EPSG::999999", "the CRS 'urn:ogc:def:crs:EPSG::999999' is not known"),
+                         ("EPSG:32632", "lies outside every chip: it is at")):  # lon/lat read as metres
+        with pytest.raises(UsageError, match=message) as refused:
+            prompt("scene", prompts_file=write_geojson(tmp_path / "p.geojson", point, crs), cache_dir=scene_cache)
+        assert "\n" not in str(refused.value)
+    path = tmp_path / "null.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "crs": None, "features": []}))
+    with pytest.raises(UsageError, match=r"says its CRS is unknown \(\"crs\": null\)"):
+        read_prompts(path)
+    data = make_synthetic_scene(tmp_path / "plain", size=(128, 128), crs=None)
+    samembed.extract("scene", data_dir=data, checkpoint=tiny_checkpoint, bands="1,2,3", stretch="fixed:0,4000",
+                     chip_size=128, img_size=128, workers=0, progress=False, cache_dir=tmp_path / "plain-cache")
+    with pytest.raises(UsageError, match="scene.tif has no CRS, so coordinates in OGC:CRS84 .* cannot be placed"):
+        prompt("scene", prompts_file=write_geojson(tmp_path / "p.geojson", point), cache_dir=tmp_path / "plain-cache")
+
+
+def test_labels_are_exactly_0_or_1_and_numbers_finite_else_one_line(tmp_path):
+    from samembed.prompting.prompts import command_line_prompt
+
+    csv = tmp_path / "p.csv"
+    for rows, message in (("x,y,label\n1,2,0.6\n", r"line 2: a point's label is 1 .* or 0 .*, not 0.6"),
+                          ("x,y,label\n1,2,nan\n", "line 2: label is 'nan', not a finite number"),
+                          ("x,y,label\n1,2,inf\n", "line 2: label is 'inf', not a finite number"),
+                          ("x,y,label\ninf,2,1\n", "line 2: x is 'inf', not a finite number"),
+                          ("x0,y0,x1,y1\n0,0,NaN,4\n", "line 2: x1 is 'NaN', not a finite number")):
+        csv.write_text(rows)
+        with pytest.raises(UsageError, match=message) as refused:
+            read_prompts(csv, image="a.png")
+        assert "\n" not in str(refused.value)
+    csv.write_text("x,y,label\n1,2,1.0\n3,4,0\n")
+    assert [p.labels for p in read_prompts(csv, image="a.png")] == [(1,), (0,)]
+    path = tmp_path / "p.geojson"
+    for geometry, properties, message in (
+        ({"type": "Point", "coordinates": [5, 6]}, {"label": 0.6}, r"feature 0: a point's label .* not 0.6"),
+        ({"type": "Point", "coordinates": [5, 6]}, {"label": True}, r"feature 0: a point's label .* not True"),
+        ({"type": "Point", "coordinates": [float("nan"), 6]}, {}, "feature 0 .*not finite numbers"),
+        ({"type": "Polygon", "coordinates": [[[0, 0], [float("inf"), 0], [0, 1], [0, 0]]]}, {},
+         "feature 0 .*not finite numbers"),
+    ):
+        write_geojson(path, [(geometry, properties)])  # json writes NaN and Infinity, as JSON readers take them
+        with pytest.raises(UsageError, match=message):
+            read_prompts(path)
+    with pytest.raises(UsageError, match=r"--point 1,1,0.6: a point's label is 1"):
+        command_line_prompt(["1,1,0.6"], image="a.png")
+    with pytest.raises(UsageError, match="coordinates are finite numbers, not nan"):
+        command_line_prompt(["nan,1"], image="a.png")
+    # 100,000 points in one prompt asked the decoder for 320 GB: refused when read, naming the limit
+    from samembed.prompting.prompts import MAX_POINTS
+
+    csv.write_text("prompt,x,y\n" + "".join(f"a,{k % 50},{k % 40}\n" for k in range(100_000)))
+    with pytest.raises(UsageError, match=f"prompt a has 100000 points; a prompt takes at most {MAX_POINTS}"):
+        read_prompts(csv, image="a.png")
+    with pytest.raises(UsageError, match=f"{MAX_POINTS + 1} points in one prompt; a prompt takes at most"):
+        command_line_prompt([f"{k},1" for k in range(MAX_POINTS + 1)], image="a.png")
+    assert len(command_line_prompt([f"{k},1" for k in range(MAX_POINTS)], image="a.png").points) == MAX_POINTS
+
+
+def test_many_prompts_are_answered_in_bounded_batches_and_written_as_they_come(roads, tmp_path, monkeypatch):
+    """Each mask is on disk when its result is yielded, the decoder never sees more than a batch,
+    the answers equal the same prompts answered together, and the command prints a summary with
+    masks.csv listing every mask instead of a line per prompt."""
+    import samembed.prompting.predictor as predictor_module
+    from samembed.prompting.run import PROGRESS_FROM, iter_prompts
+
+    tmp, data = roads
+    ids = load_dataset("seg-folder", data).image_ids[:2]
+    rng = np.random.default_rng(0)
+    rows = ["image,prompt,x,y,label"] + [f"{ids[k % 2]},p{k},{rng.uniform(0, 30):.1f},{rng.uniform(0, 30):.1f},1"
+                                         for k in range(PROGRESS_FROM + 5)]
+    csv = tmp_path / "many.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    common = dict(prompts_file=csv, cache_dir=tmp / "cache256")
+    expected = {r.answer.prompt.name: r.answer.mask for r in prompt("seg-folder", **common)}
+    monkeypatch.setattr(predictor_module, "PROMPTS_PER_BATCH", 4)
+    seen = []
+    real_logits = CachePredictor.logits
+    monkeypatch.setattr(CachePredictor, "logits", lambda self, i, prompts, *a, **k: (
+        seen.append(len(prompts)), real_logits(self, i, prompts, *a, **k))[1])
+    answers = iter_prompts("seg-folder", out=tmp_path / "out", **common)
+    assert len(answers) == PROGRESS_FROM + 5
+    for n, result in enumerate(answers, start=1):
+        png = next(p for p in result.files if p.suffix == ".png")
+        assert png.is_file() and len(list((tmp_path / "out").glob("*.png"))) == n  # written as it came
+        assert np.array_equal(result.answer.mask, expected[result.answer.prompt.name])
+    assert max(seen) == 4 and sum(seen) == PROGRESS_FROM + 5
+    listed = (tmp_path / "out" / "masks.csv").read_text().splitlines()
+    assert listed[0] == "image,prompt,pixels,score,files,prompt_crs" and len(listed) == PROGRESS_FROM + 6
+    cli = CliRunner().invoke(app, ["prompt", "--dataset", "seg-folder", "--prompts", str(csv), "--cache-dir",
+                                   str(tmp / "cache256"), "--out", str(tmp_path / "cli")])
+    assert cli.exit_code == 0, cli.output
+    assert f"{PROGRESS_FROM + 5} prompts on 2 images answered in" in cli.output and "masks.csv" in cli.output
+    assert "predicted IoU" not in cli.output
+
+
+def test_masks_of_images_with_one_file_name_in_two_folders_and_of_long_names_are_all_kept(tmp_path, tiny_checkpoint):
+    """A classification folder with x.png in two class folders and a 250-character file name,
+    extracted whole for prompts, prompted into one --out folder: one mask file each, bounded names."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    long = "n" * 246 + ".png"  # 250 characters (255 is the most a name may have)
+    for name in ("a/x.png", "b/x.png", f"a/{long}", "b/y.png"):
+        (tmp_path / "data" / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(tmp_path / "data" / name)
+    samembed.extract("folder", data_dir=tmp_path / "data", checkpoint=tiny_checkpoint, img_size=128,
+                     prompt_features=True, workers=0, progress=False, cache_dir=tmp_path / "cache")
+    out, pngs, masks = tmp_path / "out", [], []
+    for image, point in (("a/x.png", "10,10"), ("b/x.png", "20,20")):  # two commands into one folder
+        (result,) = prompt("folder", image=image, points=[point], cache_dir=tmp_path / "cache", out=out)
+        pngs.append(next(p for p in result.files if p.suffix == ".png"))
+        masks.append(result.answer.mask)
+    csv = tmp_path / "p.csv"
+    csv.write_text(f"image,prompt,x,y\na/{long},long,5,5\nb/y.png,field,1,1\nb/y.png,field 2,3,3\n"
+                   "b/y.png,field_2,4,4\n")
+    results = prompt("folder", prompts_file=csv, cache_dir=tmp_path / "cache", out=out)
+    pngs += [next(p for p in r.files if p.suffix == ".png") for r in results]
+    masks += [r.answer.mask for r in results]
+    assert len(set(pngs)) == 6 and len(list(out.glob("*.png"))) == 6
+    from samembed.prompting.outputs import MAX_STEM
+
+    assert all(len(p.stem) <= MAX_STEM for p in pngs)
+    assert pngs[3].name == "y_field.png"  # a readable name where it is unique
+    assert pngs[0].name.startswith("x_prompt0-") and pngs[1].name.startswith("x_prompt0-")
+    for mask, png in zip(masks, pngs):
+        assert np.array_equal(np.asarray(Image.open(png)) > 0, mask)
+    again = prompt("folder", prompts_file=csv, cache_dir=tmp_path / "cache", out=out)
+    assert [next(p for p in r.files if p.suffix == ".png") for r in again] == pngs[2:]  # the same names every run

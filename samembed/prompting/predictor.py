@@ -8,7 +8,9 @@ pixel centres, a padding point when there is no box). SAM 2 caches made with
 as ``SAM2ImagePredictor.predict`` sends them (a box as two corner points with labels 2 and 3 before
 the clicks, a padding point always, the two stored higher-resolution maps beside the embedding),
 with coordinates stretched onto the square as SAM 2's transforms do. Prompts with the same number of
-points and the same use of a box share decoder calls of up to ``PROMPTS_PER_CALL``. Masks return to
+points and the same use of a box share decoder calls of up to ``PROMPTS_PER_CALL``; many prompts
+on one image are answered ``PROMPTS_PER_BATCH`` at a time, so memory does not grow with them
+(:meth:`CachePredictor.answers` yields each mask as its batch is done). Masks return to
 the original image as the model's predictor does (the geometry's ``input_to_original``: SAM's
 bilinear to the square, the image's part, bilinear to the original size; SAM 2's bilinear straight
 to the original size) and are thresholded at logit 0; with several masks per prompt the one with
@@ -16,6 +18,7 @@ the highest predicted IoU is kept, as SAM's users do."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +53,9 @@ class PromptMask:
 #: larger call keeps the device busy (8: not yet measured there).
 PROMPTS_PER_CALL = {"cpu": 2}
 DEFAULT_PROMPTS_PER_CALL = 8
+#: Prompts whose low-resolution logits are held at once (64 x 3 x 256 x 256 float32: 50 MB at
+#: 1024), however many prompts an image has: 3,000 prompts at once held 2.4 GB of logits.
+PROMPTS_PER_BATCH = 64
 
 
 class CachePredictor:
@@ -176,12 +182,20 @@ class CachePredictor:
 
     def predict(self, i: int, prompts: list[Prompt], multimask: bool = True) -> list[PromptMask]:
         """The mask of each prompt on image ``i`` at the original resolution."""
-        low_res, iou = self.logits(i, prompts, multimask)
+        return list(self.answers(i, prompts, multimask))
+
+    def answers(self, i: int, prompts: list[Prompt], multimask: bool = True) -> Iterator[PromptMask]:
+        """The mask of each prompt on image ``i`` at the original resolution, in order, yielded as
+        each batch of :data:`PROMPTS_PER_BATCH` prompts is answered: the image's features are read
+        once, and only one batch's logits are held."""
+        embedding = self.embedding(i)
+        high_res = self.high_res(i) if self.model == "sam2" else None
         hw = self.orig_hw[i]
-        out = []
-        for p, prompt in enumerate(prompts):
-            choice = int(iou[p].argmax())
-            logits = self.geometry.input_to_original(low_res[p, choice].cpu(), hw)
-            out.append(PromptMask(prompt, (logits > 0).numpy(), float(iou[p, choice]), choice,
-                                  [float(v) for v in iou[p]], low_res[p].cpu().numpy()))
-        return out
+        for start in range(0, len(prompts), PROMPTS_PER_BATCH):
+            batch = prompts[start:start + PROMPTS_PER_BATCH]
+            low_res, iou = self.logits(i, batch, multimask, embedding=embedding, high_res=high_res)
+            for p, prompt in enumerate(batch):
+                choice = int(iou[p].argmax())
+                logits = self.geometry.input_to_original(low_res[p, choice].cpu(), hw)
+                yield PromptMask(prompt, (logits > 0).numpy(), float(iou[p, choice]), choice,
+                                 [float(v) for v in iou[p]], low_res[p].cpu().numpy())

@@ -1,16 +1,33 @@
 """Prompts: points with labels and boxes, in an image's pixels or a scene's map coordinates, from
-the command line or from a CSV or GeoJSON file; checked before anything runs."""
+the command line or from a CSV or GeoJSON file; checked before anything runs: labels exactly 0 or
+1, finite coordinates, at most :data:`MAX_POINTS` points a prompt."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UsageError
+from .crs import MapCRS, geojson_crs
+
+#: The most points one prompt may hold. SAM was trained with a box or a point and then up to 8
+#: corrective points a mask (Kirillov et al. 2023, "Segment Anything", appendix A: 11 rounds of
+#: interactive sampling), and the decoder's attention grows with the points (100,000 points in
+#: one prompt asked for 320 GB); 64 leaves room for long click sessions.
+MAX_POINTS = 64
+
+
+def label_of(value, where: str) -> int:
+    """A point's label: exactly 0 or 1 (an int or a float equal to one), never rounded or cut."""
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or number not in (0, 1):
+        raise UsageError(f"{where}: a point's label is 1 (foreground) or 0 (background), not {value!r}")
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -18,7 +35,8 @@ class Prompt:
     """One prompt of SAM: ``points`` (x, y) with ``labels`` (1 foreground, 0 background) and/or a
     ``box`` (x0, y0, x1, y1), in pixels of the original image (x along a row, y down the rows) or,
     with ``in_map``, in the map coordinates of a scene. ``image`` names the image (or the chip);
-    ``name`` is the prompt's id in a prompts file."""
+    ``name`` is the prompt's id in a prompts file. ``crs`` is the CRS of map coordinates where it
+    is not the scene's own (a GeoJSON file's)."""
 
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
@@ -26,15 +44,24 @@ class Prompt:
     image: str | None = None
     name: str = ""
     in_map: bool = False
+    crs: MapCRS | None = None
 
     def __post_init__(self):
         where = f"prompt {self.name}: " if self.name else ""
         if not self.points and self.box is None:
             raise UsageError(f"{where}a prompt needs at least one point or a box")
+        if len(self.points) > MAX_POINTS:
+            raise UsageError(f"{where}{len(self.points)} points in one prompt; a prompt takes at most {MAX_POINTS} "
+                             "(SAM was trained with a few): split them into several prompts")
         if len(self.points) != len(self.labels):
             raise UsageError(f"{where}{len(self.points)} points but {len(self.labels)} labels")
-        if any(label not in (0, 1) for label in self.labels):
-            raise UsageError(f"{where}a point's label is 1 (foreground) or 0 (background), not {self.labels}")
+        bad = next((label for label in self.labels if label not in (0, 1) or isinstance(label, bool)), None)
+        if bad is not None:
+            raise UsageError(f"{where}a point's label is 1 (foreground) or 0 (background), not {bad!r}")
+        object.__setattr__(self, "labels", tuple(int(label) for label in self.labels))
+        numbers = [v for p in self.points for v in p] + list(self.box or ())
+        if not all(math.isfinite(v) for v in numbers):
+            raise UsageError(f"{where}coordinates are finite numbers, not {next(v for v in numbers if not math.isfinite(v))}")
         if self.box is not None:
             x0, y0, x1, y1 = self.box
             if not (x0 < x1 and (y0 < y1 if not self.in_map else y0 != y1)):
@@ -60,8 +87,8 @@ class Prompt:
                 "box": list(self.box) if self.box is not None else None}
 
     def in_pixels(self, transform, image: str) -> Prompt:
-        """This map-coordinate prompt in the pixels of the chip whose map -> pixel transform is
-        ``transform`` (an ``affine.Affine``: chip pixel -> map)."""
+        """This map-coordinate prompt (in the scene's CRS) in the pixels of the chip whose
+        transform is ``transform`` (an ``affine.Affine``: chip pixel -> map)."""
         inverse = ~transform
         points = tuple(tuple(float(v) for v in inverse @ p) for p in self.points)
         box = None
@@ -98,8 +125,8 @@ def command_line_prompt(points: list[str] = (), boxes: list[str] = (), image: st
                          "--prompts file")
     parsed = [_numbers(p, (2, 3), "--point") for p in points]
     box = tuple(_numbers(boxes[0], (4,), "--box")) if boxes else None
-    return Prompt(tuple((p[0], p[1]) for p in parsed), tuple(int(p[2]) if len(p) == 3 else 1 for p in parsed), box,
-                  image, in_map=in_map)
+    labels = tuple(label_of(p[2], f"--point {text}") if len(p) == 3 else 1 for p, text in zip(parsed, points))
+    return Prompt(tuple((p[0], p[1]) for p in parsed), labels, box, image, in_map=in_map)
 
 
 def read_prompts(path: str | Path, image: str | None = None, in_map: bool = False) -> list[Prompt]:
@@ -107,7 +134,8 @@ def read_prompts(path: str | Path, image: str | None = None, in_map: bool = Fals
     y1``, optionally ``image`` and ``prompt``; rows with the same ``prompt`` form one prompt; each
     row is its own prompt without that column) or a GeoJSON file (map coordinates: Point features,
     ``label`` in their properties, and boxes as the bounds of Polygon features; a ``prompt``
-    property groups them)."""
+    property groups them; WGS 84 longitude, latitude as RFC 7946 says, unless a ``crs`` member
+    names another CRS: :func:`~samembed.prompting.crs.geojson_crs`)."""
     path = Path(path)
     if not path.is_file():
         raise UsageError(f"no prompts file {path}")
@@ -117,7 +145,7 @@ def read_prompts(path: str | Path, image: str | None = None, in_map: bool = Fals
 
 
 def _group(rows: list[tuple[str, str | None, tuple | None, int | None, tuple | None]], in_map: bool,
-           where: str) -> list[Prompt]:
+           where: str, crs: MapCRS | None = None) -> list[Prompt]:
     """Prompts from (prompt id, image, point, label, box) rows, in the order of their first row."""
     grouped: dict[str, dict] = {}
     for key, image, point, label, box in rows:
@@ -131,8 +159,14 @@ def _group(rows: list[tuple[str, str | None, tuple | None, int | None, tuple | N
             if entry["box"] is not None:
                 raise UsageError(f"{where}: prompt {key} has two boxes; SAM's prompts hold at most one")
             entry["box"] = box
-    return [Prompt(tuple(e["points"]), tuple(e["labels"]), e["box"], e["image"], name=key, in_map=in_map)
-            for key, e in grouped.items()]
+    prompts = []
+    for key, e in grouped.items():
+        if len(e["points"]) > MAX_POINTS:  # before a prompt of them is made
+            raise UsageError(f"{where}: prompt {key} has {len(e['points'])} points; a prompt takes at most "
+                             f"{MAX_POINTS} (SAM was trained with a few): split them into several prompts")
+        prompts.append(Prompt(tuple(e["points"]), tuple(e["labels"]), e["box"], e["image"], name=key, in_map=in_map,
+                              crs=crs))
+    return prompts
 
 
 def _read_csv(path: Path, image: str | None, in_map: bool) -> list[Prompt]:
@@ -147,16 +181,19 @@ def _read_csv(path: Path, image: str | None, in_map: bool) -> list[Prompt]:
             def number(key):
                 value = (row.get(key) or "").strip()
                 try:
-                    return float(value) if value else None
+                    parsed = float(value) if value else None
                 except ValueError:
-                    raise UsageError(f"{path} line {n}: {key} is '{value}', not a number") from None
+                    parsed = math.nan
+                if parsed is not None and not math.isfinite(parsed):
+                    raise UsageError(f"{path} line {n}: {key} is '{value[:40]}', not a finite number")
+                return parsed
 
             point = (number("x"), number("y"))
             box = tuple(number(k) for k in ("x0", "y0", "x1", "y1"))
             has_point, has_box = None not in point, None not in box
             if not has_point and not has_box:
                 raise UsageError(f"{path} line {n} holds neither a point (x, y) nor a box (x0, y0, x1, y1)")
-            label = int(number("label")) if number("label") is not None else 1
+            label = label_of(number("label"), f"{path} line {n}") if number("label") is not None else 1
             key = (row.get("prompt") or "").strip() or f"row{n}"
             rows.append((key, (row.get("image") or "").strip() or image, point if has_point else None, label,
                          box if has_box else None))
@@ -169,6 +206,7 @@ def _read_geojson(path: Path, image: str | None) -> list[Prompt]:
         features = data["features"] if data.get("type") == "FeatureCollection" else [data]
     except (ValueError, KeyError, AttributeError):
         raise UsageError(f"{path} is not a GeoJSON FeatureCollection") from None
+    crs = geojson_crs(data, str(path))
     rows = []
     for n, feature in enumerate(features):
         geometry, properties = feature.get("geometry") or {}, feature.get("properties") or {}
@@ -180,13 +218,16 @@ def _read_geojson(path: Path, image: str | None) -> list[Prompt]:
         try:
             if kind == "Point":
                 x, y = np.asarray(geometry["coordinates"], dtype=float)[:2]
-                rows.append((key, image, (float(x), float(y)), int(properties.get("label", 1)), None))
+                label = label_of(properties.get("label", 1), f"{path}: feature {n}")
+                rows.append((key, image, (float(x), float(y)), label, None))
             else:  # the outer ring's bounds; holes (rings of other lengths) do not change them
                 ring = np.asarray(geometry["coordinates"][0], dtype=float)[:, :2]
                 rows.append((key, image, None, None, (float(ring[:, 0].min()), float(ring[:, 1].min()),
                                                       float(ring[:, 0].max()), float(ring[:, 1].max()))))
         except (KeyError, IndexError, TypeError, ValueError):
-            raise UsageError(f"{path}: feature {n} ({kind}) has malformed coordinates or a label that is not a "
-                             "number (1 foreground, 0 background)") from None
-    return _group(rows, True, str(path))
+            raise UsageError(f"{path}: feature {n} ({kind}) has malformed coordinates") from None
+        numbers = [*(rows[-1][2] or ()), *(rows[-1][4] or ())]
+        if not all(math.isfinite(v) for v in numbers):  # JSON readers take NaN and Infinity
+            raise UsageError(f"{path}: feature {n} ({kind}) has coordinates that are not finite numbers")
+    return _group(rows, True, str(path), crs)
 
