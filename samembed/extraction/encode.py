@@ -28,6 +28,7 @@ from ..datasets import DatasetIndex
 from ..devices import compute_dtype
 from ..errors import CacheError, CorruptImageError, ImageFormatError, Interrupted, UsageError, storage_error
 from ..datasets.inputs import InputReader
+from ..threads import cpu_threads
 from .loader import FATAL, image_loader, resize_on_device, stop_workers
 from .plan import ExtractionPlan, default_workers
 
@@ -77,8 +78,10 @@ def encode_shards(
     indices = np.concatenate([np.flatnonzero(waiting[shard_slice(s, shard_images, n)]) + s * shard_images
                               for s in sorted(shards)] or [np.empty(0, np.int64)])
     if len(indices):
-        _encode(plan, group, indices, result, device=device, batch_size=batch_size, workers=workers,
-                skip_bad=skip_bad, progress=progress, compile=compile, log=log or {}, check=check)
+        with cpu_threads(device) as threads:  # the idle cores' threads on the CPU (samembed/threads.py)
+            _encode(plan, group, indices, result, device=device, batch_size=batch_size, workers=workers,
+                    skip_bad=skip_bad, progress=progress, compile=compile,
+                    log={**(log or {}), **({"threads": threads} if threads else {})}, check=check)
     return result
 
 
