@@ -335,6 +335,9 @@ def test_labels_are_exactly_0_or_1_and_numbers_finite_else_one_line(tmp_path):
         with pytest.raises(UsageError, match=message) as refused:
             read_prompts(csv, image="a.png")
         assert "\n" not in str(refused.value)
+    csv.write_text("x,y,label\n")
+    with pytest.raises(UsageError, match="holds no prompts"):
+        prompt("seg-folder", prompts_file=csv, cache_dir=tmp_path)
     csv.write_text("x,y,label\n1,2,1.0\n3,4,0\n")
     assert [p.labels for p in read_prompts(csv, image="a.png")] == [(1,), (0,)]
     path = tmp_path / "p.geojson"

@@ -102,7 +102,10 @@ def _prompts(points, boxes, prompts_file, image, in_map) -> list[Prompt]:
     if prompts_file is not None:
         if points or boxes:
             raise UsageError("give prompts either on the command line (--point, --box) or in --prompts, not both")
-        return read_prompts(prompts_file, image, in_map)
+        prompts = read_prompts(prompts_file, image, in_map)
+        if not prompts:
+            raise UsageError(f"{prompts_file} holds no prompts")
+        return prompts
     return [command_line_prompt(points, boxes, image, in_map)]
 
 
