@@ -436,3 +436,22 @@ def test_masks_of_images_with_one_file_name_in_two_folders_and_of_long_names_are
         assert np.array_equal(np.asarray(Image.open(png)) > 0, mask)
     again = prompt("folder", prompts_file=csv, cache_dir=tmp_path / "cache", out=out)
     assert [next(p for p in r.files if p.suffix == ".png") for r in again] == pngs[2:]  # the same names every run
+
+
+def test_a_prompt_on_a_blank_chip_is_one_line_not_an_answer_from_zeros(scene_cache, tmp_path):
+    """A chip stored unusable (blank: no data) has zeros for an embedding: a map prompt that lands
+    on it, or a pixel prompt naming it, is refused in one line."""
+    import shutil
+
+    import zarr
+
+    shutil.copytree(scene_cache, tmp_path / "cache")
+    name = samembed.open_cache(tmp_path / "cache", "scene").name
+    x, y = 600000.0 + 2 * 300.5, 4000000.0 - 2 * 200.5
+    (before,) = prompt("scene", points=[f"{x},{y}"], in_map=True, cache_dir=tmp_path / "cache")
+    group = zarr.open_group(tmp_path / "cache" / "scene.zarr" / name, mode="r+")
+    group["ok"][before.index] = False
+    group["error"][before.index] = "no data: 0 % of pixels valid (minimum: any valid pixel)"
+    for kwargs in (dict(points=[f"{x},{y}"], in_map=True), dict(image=before.image_id, points=["5,5"])):
+        with pytest.raises(UsageError, match=rf"{before.image_id} holds no data \(blank\); it has no embedding"):
+            prompt("scene", cache_dir=tmp_path / "cache", **kwargs)

@@ -100,7 +100,8 @@ class CachePredictor:
         self.orig_hw = group.read("orig_hw")
         self.image_ids = [str(i) for i in group.read("image_ids")]
         self._positions = {image_id: i for i, image_id in enumerate(self.image_ids)}
-        self._ok = group.read("ok")
+        self._ok, self._blank = group.read("ok"), group.blank()
+        self._usable = self._ok & ~self._blank
         self._pe = self.prompt_encoder.get_dense_pe()
 
     def index_of(self, image_id: str) -> int:
@@ -108,9 +109,14 @@ class CachePredictor:
         if image_id not in self._positions:
             raise UsageError(f"unknown image id '{image_id}' in {self.group.name}; ids are paths relative to the "
                              f"dataset, like '{self.image_ids[0]}'")
-        i = self._positions[image_id]
-        if not self._ok[i]:
-            raise UsageError(f"{image_id} was skipped as unreadable at extraction; it has no embedding")
+        return self.check_usable(self._positions[image_id])
+
+    def check_usable(self, i: int) -> int:
+        """``i``, or one line if image ``i`` has no embedding to prompt: skipped as unreadable, or
+        blank (no data: :meth:`~samembed.cache.reader.CacheGroup.usable`)."""
+        if not self._usable[i]:
+            why = "holds no data (blank)" if self._blank[i] else "was skipped as unreadable at extraction"
+            raise UsageError(f"{self.image_ids[i]} {why}; it has no embedding to prompt")
         return i
 
     def embedding(self, i: int) -> torch.Tensor:

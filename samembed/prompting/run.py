@@ -76,6 +76,7 @@ class _Placer:
                              "coordinates of an image (drop --map)")
         if prompt.crs is None:
             i, _, _ = locator.locate(*prompt.anchor)
+            predictor.check_usable(i)
             said = f"{crs_name(locator.crs(i))} (the scene's CRS)" if locator.crs(i) else None
             return _Located(i, prompt.in_pixels(locator.transform(i), predictor.image_ids[i]), said)
         if None in self.by_crs or "" in self.by_crs:
@@ -90,6 +91,7 @@ class _Placer:
                     i, _, _ = locator.locate(*moved[scene_crs].anchor, scene=scene)
                 except UsageError:
                     continue
+                predictor.check_usable(i)
                 said = f"{prompt.crs.describe()}, reprojected to {crs_name(scene_crs)} (the scene's CRS)"
                 return _Located(i, moved[scene_crs].in_pixels(locator.transform(i), predictor.image_ids[i]), said)
         x, y = prompt.anchor
