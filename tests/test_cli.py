@@ -37,7 +37,7 @@ def test_quickstart_from_the_readme(tmp_path, monkeypatch):
     assert {"neck", "trunk", "grid", "labels", "image_ids", "ok", "done"} <= set(dict(group.arrays()))
     assert group["grid"].shape[0] == 80
     assert (tmp_path / "demo/experiments/report/summary.csv").is_file()
-    assert [p.name for p in (tmp_path / "demo/prompts").iterdir()] == ["image11_prompt0.png"]
+    assert sorted(p.name for p in (tmp_path / "demo/prompts").iterdir()) == ["image11_prompt0.png", "masks.csv"]
     heads = {json.loads(line)["config"]["head"] for line in (tmp_path / "demo/experiments/runs.jsonl").read_text().splitlines()}
     assert {"sam-box", "sam-3points", "sam-conv", "linear", "knn"} <= heads
     demo_report = (tmp_path / "samembed-demo/report/report.md").read_text()
