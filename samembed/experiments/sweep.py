@@ -10,11 +10,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..cache.reader import matching_groups
-from ..errors import UsageError
+from ..errors import UsageError, warn
 from ..paths import DEFAULT_CACHE_DIR
 from ..splits import SplitSpec
 from .base import open_experiment
-from .records import DEFAULT_RUNS_DIR
+from .records import DEFAULT_RUNS_DIR, readable_runs, record_problem
 
 
 def sweep(
@@ -58,9 +58,10 @@ def train_head(
     data_dir: str | Path | None = None, download: bool = False, checkpoint: str | Path | None = None,
     min_steps: int | None = None,
 ) -> dict:
-    """Train one head on one split and seed; returns its run record (also appended to the store,
-    or the existing record when the same run is already there). Without a split, a dataset with
-    a published split (road) uses it for segmentation."""
+    """Train one head on one split and seed; returns its run record (also appended to the store).
+    When the same run is already recorded, nothing is trained: a warning says when it was
+    recorded and its record is returned (refused in one line if that record cannot be read).
+    Without a split, a dataset with a published split (road) uses it for segmentation."""
     experiment = open_experiment(dataset, encoder, cache_dir=cache_dir, runs_dir=runs_dir, device=device,
                                  data_dir=data_dir, download=download, checkpoint=checkpoint)
     if split is None and shots is None and experiment.default_split is not None:
@@ -69,4 +70,14 @@ def train_head(
         spec = SplitSpec.parse(split, shots)
     plan = experiment.plan(head, spec, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
     new = experiment.run([plan])
-    return new[0] if new else experiment.store.record(experiment.run_id(plan))
+    if new:
+        return new[0]
+    run_id, store = experiment.run_id(plan), experiment.store
+    record = store.record(run_id)
+    if (problem := record_problem(record)) is not None:
+        raise UsageError(f"run {run_id} is in {store.path} but its record cannot be read ({problem}); delete its "
+                         "line (or fix it) and run again to train it anew")
+    readable_runs([record], store.path)  # says so if its metrics are NaN or a newer samembed wrote it
+    warn(f"run {run_id} ({plan.head}, split {plan.split.name}, seed {plan.seed}) was already recorded on "
+         f"{record.get('created') or 'an unknown date'} in {store.path}; nothing was trained, its record is shown")
+    return record
