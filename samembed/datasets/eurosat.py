@@ -7,7 +7,12 @@ else one line that says what to do."""
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import shutil
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +56,12 @@ def find_extraction(data_dir: Path) -> Path | None:
     return None
 
 
+# What the archive modules raise for a file that is not the archive its name says (torchvision picks
+# the reader by the file's suffix), or a damaged or truncated one.
+UNREADABLE_ARCHIVE = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile,
+                      NotImplementedError)
+
+
 def extract_archive_into(archive: Path, data_dir: Path, layout: str) -> Path:
     """Extract into a scratch folder and move the result in place, so an interrupted
     extraction never looks like a complete one."""
@@ -58,7 +69,13 @@ def extract_archive_into(archive: Path, data_dir: Path, layout: str) -> Path:
 
     scratch = data_dir / f".extracting-{layout}"
     shutil.rmtree(scratch, ignore_errors=True)
-    extract_archive(str(archive), str(scratch))
+    try:
+        extract_archive(str(archive), str(scratch))
+    except UNREADABLE_ARCHIVE as err:  # a tar under a .zip name, a truncated or damaged archive
+        shutil.rmtree(scratch, ignore_errors=True)
+        kind = archive.suffix.lstrip(".") or "known"
+        raise DataNotFoundError(f"{archive} is not a readable {kind} archive ({type(err).__name__}: "
+                                f"{' '.join(str(err).split())[:80]}); delete it and run again with --download") from None
     inner = scratch / layout
     if not inner.is_dir():
         shutil.rmtree(scratch, ignore_errors=True)

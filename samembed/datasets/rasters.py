@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..download import download_file, download_recorded, verify
+from ..download import check_recorded, download_file, download_recorded, verify
 from ..errors import DataNotFoundError, UsageError
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
@@ -50,8 +50,13 @@ def _class_root(data_dir: Path, depth: int = 3) -> Path | None:
 
 
 def _from_archive(data_dir: Path, archive: RasterArchive, download: bool, what: str) -> None:
+    """Extract ``archive`` (downloaded with ``download`` if it is not in ``data_dir``), checked
+    every time: against its md5, or (published without one) against the sha256 recorded at its
+    first use."""
     path = data_dir / archive.filename
-    if not (path.is_file() and (archive.md5 is None or verify(path, md5=archive.md5))):
+    if path.is_file() and archive.md5 is None:
+        check_recorded(path)
+    elif not (path.is_file() and verify(path, md5=archive.md5)):
         if not download:
             raise DataNotFoundError(f"{what} not found in {data_dir}; pass --data-dir DIR pointing at an extraction, or "
                                     f"add --download to fetch {archive.filename}")
