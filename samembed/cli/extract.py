@@ -18,6 +18,7 @@ from .app import CACHE_DIR_HELP, app, friendly_errors
 def extract_command(
     dataset: str = typer.Argument(..., help=f"Dataset: {', '.join(available_datasets())}."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name this dataset in the cache (its own store; later commands take --dataset NAME), so that several folders of your own sit side by side: letters, digits, '.', '_', '-', not a built-in dataset's name."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
     encoder: str = typer.Option("sam", "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
     model: Optional[str] = typer.Option(None, "--model", help="The encoder's model: sam vit_b (default), vit_l, vit_h; sam2 hiera_t, hiera_s, hiera_b+ (default), hiera_l; dinov3 vits16 (default), vitb16, vitl16, vitl16-sat, ...; prithvi 300m (default), 600m, ...; official weights downloaded once (docs/encoders.md)."),
@@ -54,7 +55,7 @@ def extract_command(
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
         chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
-        attention=attention,
+        attention=attention, name=name,
     )
     if result.rank != 0:  # rank 0 speaks for a distributed run
         return

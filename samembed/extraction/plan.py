@@ -84,7 +84,7 @@ def plan_extraction(
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
     stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
-    attention: str = "auto",
+    attention: str = "auto", name: str | None = None,
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -98,9 +98,14 @@ def plan_extraction(
     what the encoder's own prompt decoder reads (:func:`prompt_maps`): the whole map, and for SAM 2
     its two higher-resolution maps. ``attention`` picks SAM's attention kernels
     (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the kernels it was written
-    with."""
-    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
-                                                                            **(dataset_options or {}))
+    with. ``name`` names the dataset in the cache (its store, and ``--dataset`` of later commands;
+    :func:`~samembed.datasets.registry.load_dataset`), so that several of one kind (``folder``) sit
+    side by side."""
+    if isinstance(dataset, DatasetIndex):
+        index = dataset
+    else:
+        index = load_dataset(name or dataset, data_dir, download, source=dataset if name else None,
+                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
     maps = prompt_maps(spec, grid) if prompt_features else {}
