@@ -15,6 +15,8 @@ MIN_STEPS_HELP = ("Floor on optimizer steps of a torch head: a small training se
                   "head kind's, docs/heads.md; 0: none). Given --epochs alone, the epochs are trained exactly.")
 DATASET_HELP = ("Dataset whose cache to train on (its name in the cache: eurosat, road, a --name given to extract); "
                 "default: the cache's only dataset.")
+FEATURE_HELP = ("Pooled heads: a pooled array of the group (neck, trunk, gap, cls, mean, ...: `samembed info` lists "
+                "them); default the group's first.")
 HEADS_HELP = (f"Classification: {', '.join(available_heads('classification'))}; segmentation: "
               f"{', '.join(available_heads('segmentation'))} (docs/heads.md).")
 
@@ -39,7 +41,7 @@ def train_head_command(
     split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists; road's own split, its default)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
-    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help=FEATURE_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of a torch head (default: its kind's, docs/heads.md); trained exactly, unless --min-steps is given too."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the head kind's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
@@ -73,7 +75,7 @@ def sweep_command(
     splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions (or 'standard')."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
-    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help=FEATURE_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads (trained exactly, unless --min-steps is given too)."),
     min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

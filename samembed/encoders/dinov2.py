@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, token_mask
 from .geometry import Geometry
@@ -58,7 +59,7 @@ class DinoV2EncoderSpec(EncoderSpec):
 
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
-        self.geometry = Geometry(input_size(img_size, 224, PATCH, "dinov2"), PATCH)
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["dinov2"].img_size, PATCH, "dinov2"), PATCH)
         width = WIDTHS[variant]
         self.pooled_dims = {"cls": width, "mean": width}
         self.map_channels = width
@@ -105,7 +106,7 @@ class DinoV2EncoderSpec(EncoderSpec):
 
 @register_encoder("dinov2")
 def dinov2_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> DinoV2EncoderSpec:
-    name = model or "vits14"
+    name = model or ENCODER_MODELS["dinov2"].default
     variant, _, suffix = name.partition("-")
     if variant not in TIMM_NAMES or suffix not in ("", "random"):
         raise UsageError(f"--model for dinov2 is vits14 or vitb14 (add -random for random weights), not '{name}'")

@@ -24,6 +24,7 @@ import torch
 
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .dinov2 import DinoV2Encoder
 from .geometry import Geometry
@@ -82,7 +83,7 @@ class DinoV3EncoderSpec(EncoderSpec):
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
         self.weights = VARIANTS[variant]
-        self.geometry = Geometry(input_size(img_size, 224, PATCH, "dinov3"), PATCH)
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["dinov3"].img_size, PATCH, "dinov3"), PATCH)
         self.pooled_dims = {"cls": self.weights.width, "mean": self.weights.width}
         self.map_channels = self.weights.width
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
@@ -150,7 +151,7 @@ class DinoV3EncoderSpec(EncoderSpec):
 
 @register_encoder("dinov3")
 def dinov3_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> DinoV3EncoderSpec:
-    name = model or "vits16"
+    name = model or ENCODER_MODELS["dinov3"].default
     random = name.endswith("-random")
     variant = name.removesuffix("-random")
     if variant not in VARIANTS:
