@@ -181,7 +181,24 @@ def study_problems(study: dict) -> list[str]:
     for k, entry in enumerate(encoders if isinstance(encoders, list) else [], start=1):
         if isinstance(entry, dict) and "heads" not in entry and not sweep_heads:
             problems.append(f"[[encoders]] #{k} has no heads: give heads there or in [sweep]")
+        if isinstance(entry, dict) and isinstance(entry.get("model"), str) and (wrong := _model_problem(entry)):
+            problems.append(f"[[encoders]] #{k} {wrong}")
     return problems
+
+
+def _model_problem(entry: dict) -> str | None:
+    """Why ``entry``'s model is not one its (built-in) encoder declares, or ``None``."""
+    from .plugins import ENCODER_MODELS
+
+    declared = ENCODER_MODELS.get(entry.get("encoder", "sam"))
+    if declared is None:  # an encoder from a plugin: its factory checks its own models
+        return None
+    model = entry["model"]
+    if model in declared.models or declared.random_suffix and model.removesuffix("-random") in declared.models:
+        return None
+    random = " (-random after one: random weights)" if declared.random_suffix else ""
+    return (f"model must be one of {entry.get('encoder', 'sam')}'s models ({', '.join(declared.models)}){random}, "
+            f"not {_shown(model)}")
 
 
 def study_heads(study: dict) -> list[str]:
