@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..download import download_file, verify
-from ..errors import DataNotFoundError, DownloadError, UsageError
+from ..errors import DataNotFoundError, DownloadError, UsageError, capped
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .registry import register_dataset
@@ -127,7 +127,7 @@ def load_eurosat(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     index = index_class_folders(root, "eurosat", "pass --data-dir DIR pointing at a EuroSAT extraction")
     if index.class_names != CLASSES:
         raise DataNotFoundError(
-            f"{root} holds class folders {index.class_names}, not EuroSAT's {CLASSES}; "
+            f"{root} holds class folders {capped(index.class_names, 12)}, not EuroSAT's {', '.join(CLASSES)}; "
             "use --data-dir to point at EuroSAT, or the 'folder' dataset for other data"
         )
     index.info["complete"] = len(index) == NUM_IMAGES

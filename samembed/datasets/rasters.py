@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..download import check_recorded, download_file, download_recorded, verify
-from ..errors import DataNotFoundError, UsageError
+from ..errors import DataNotFoundError, UsageError, capped
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .eurosat import CLASSES, NUM_IMAGES, extract_archive_into, standard_split
@@ -125,7 +125,7 @@ def _eurosat_rasters(data_dir: Path, find_root, archive, download: bool, what: s
                                     "run again with --download")
     index = _rasters_only(index_class_folders(root, name, hint), root, hint)
     if index.class_names != CLASSES:
-        raise DataNotFoundError(f"{root} holds class folders {index.class_names}, not EuroSAT's; {hint}")
+        raise DataNotFoundError(f"{root} holds class folders {capped(index.class_names, 12)}, not EuroSAT's; {hint}")
     return index
 
 
