@@ -119,14 +119,25 @@ def is_fetch_error(err: BaseException) -> bool:
 def download_recorded(url: str, dest: str | os.PathLike, *, timeout: float = 60.0) -> Path:
     """Download a file published without a checksum: the first download (or a copy put there by
     hand) has its sha256 recorded beside it, in ``<dest>.sha256``; every later use checks the file
-    against that record, so a file that changed is never used silently."""
+    against that record (:func:`check_recorded`), so a file that changed is never used silently."""
     dest = Path(dest)
-    record = dest.with_name(dest.name + ".sha256")
-    if dest.exists() and record.exists():
-        if sha256sum(dest) == record.read_text().split()[0]:
-            return dest
-        raise DownloadError(f"{dest} does not match the sha256 recorded at its first download ({record}); delete "
+    if not dest.exists():
+        download_file(url, dest, timeout=timeout)
+    return check_recorded(dest)
+
+
+def check_recorded(path: str | os.PathLike) -> Path:
+    """``path``, checked against the sha256 recorded beside it (``<path>.sha256``); with no record
+    yet (its first use), its sha256 is recorded now. A file that does not match is refused in one
+    line: another file under the same name is never used silently."""
+    path = Path(path)
+    record = path.with_name(path.name + ".sha256")
+    digest = sha256sum(path)
+    if not record.exists():
+        record.write_text(f"{digest}  {path.name}\n")
+        return path
+    recorded = (record.read_text(errors="replace").split() or [""])[0]
+    if digest != recorded:
+        raise DownloadError(f"{path} does not match the sha256 recorded at its first download ({record}); delete "
                             "both to download it afresh")
-    path = download_file(url, dest, timeout=timeout)
-    record.write_text(f"{sha256sum(path)}  {dest.name}\n")
     return path

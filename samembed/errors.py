@@ -76,6 +76,24 @@ def warn(message: str) -> None:
     warnings.warn(message, SamembedWarning, stacklevel=2)
 
 
+def shortened(value, width: int = 60) -> str:
+    """``str(value)`` on one line, cut to ``width`` characters (``...`` marks the cut): a value the
+    user gave, quoted in a message."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def capped(items, limit: int = 5, width: int = 60, sep: str = ", ") -> str:
+    """``items`` as a short list (joined by ``sep``) for a one-line message: the first ``limit`` (each
+    :func:`shortened` to ``width`` characters), then ``... and N more``; a message stays one
+    readable line however many names it could list (a folder of 100,000 files, a file of 100,000
+    unknown keys)."""
+    items = list(items)
+    shown = [shortened(item, width) for item in items[:limit]]
+    more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+    return sep.join(shown) + more
+
+
 def storage_error(err: OSError, what: str) -> StorageError:
     """One line for an ``OSError`` raised while ``what`` (e.g. "writing cache/eurosat.zarr")."""
     fixes = {

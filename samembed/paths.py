@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 DEFAULT_CACHE_DIR = Path("cache")
 DEFAULT_DATA_ROOT = Path("data")
 DEFAULT_RUNS_DIR = Path("experiments")
+
+# A name samembed makes a file or folder of (a named dataset's store, a study's report folder):
+# letters, digits, '.', '_' and '-', starting with a letter or digit, at most 64 characters.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def user_cache_dir() -> Path:

@@ -8,6 +8,8 @@ head kind or task is one module that registers itself, and one line here (docs/a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 BUILTIN: dict[str, dict[str, str]] = {
     "dataset": {
         "eurosat": "samembed.datasets.eurosat",
@@ -61,4 +63,32 @@ BUILTIN: dict[str, dict[str, str]] = {
         "classification": "samembed.classification.task",
         "segmentation": "samembed.segmentation.task",
     },
+}
+
+
+@dataclass(frozen=True)
+class EncoderModels:
+    """What a built-in encoder declares for help texts and study files, read without importing its
+    module (which imports torch): its ``--model`` names, the default first; whether ``-random``
+    after a name gives random weights of that shape (tests, timing); its default input side."""
+
+    models: tuple[str, ...]
+    img_size: int
+    random_suffix: bool = False
+
+    @property
+    def default(self) -> str:
+        return self.models[0]
+
+
+# The encoder modules take their defaults and the names they accept from here (tests check that
+# their own tables agree), and `samembed extract --help` lists them.
+ENCODER_MODELS: dict[str, EncoderModels] = {
+    "sam": EncoderModels(("vit_b", "vit_l", "vit_h"), 1024),  # a custom checkpoint: its own input side
+    "sam2": EncoderModels(("hiera_b+", "hiera_t", "hiera_s", "hiera_l"), 1024),
+    "vgg19": EncoderModels(("imagenet", "random"), 224),
+    "dinov2": EncoderModels(("vits14", "vitb14"), 224, random_suffix=True),
+    "dinov3": EncoderModels(("vits16", "vits16plus", "vitb16", "vitl16", "vitl16-sat", "vith16plus", "vit7b16",
+                             "vit7b16-sat"), 224, random_suffix=True),
+    "prithvi": EncoderModels(("300m", "300m-tl", "600m", "600m-tl", "100m-tl"), 224, random_suffix=True),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import Callable, Generic, TypeVar
 
-from .errors import UsageError
+from .errors import UsageError, capped, shortened
 
 T = TypeVar("T")
 
@@ -44,7 +44,7 @@ class Registry(Generic[T]):
             if name not in self._entries:
                 raise RuntimeError(f"{module} was expected to register the {self.kind} '{name}' and did not")
         if name not in self._entries:
-            raise UsageError(f"unknown {self.kind} '{name}'; choose one of: {', '.join(self.names())}")
+            raise UsageError(f"unknown {self.kind} '{shortened(name)}'; choose one of: {capped(self.names(), 20)}")
         return self._entries[name]
 
     def all(self) -> dict[str, T]:

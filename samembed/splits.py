@@ -12,10 +12,15 @@ from typing import Literal
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import UsageError, capped, warn
 from .hashing import short_hash
 
 SplitKind = Literal["val", "shots", "standard"]
+
+# A validation fraction that leaves a class fewer training images than this is warned about: a head
+# then learns the class from one image, and the classic heads cannot hold any of its images out to
+# choose their settings (samembed.heads.selection). --shots K asks for few images on purpose.
+FEW_TRAINING_IMAGES = 2
 
 
 @dataclass(frozen=True)
@@ -168,7 +173,22 @@ def make_split(spec: SplitSpec, seed: int, labels: np.ndarray, usable: np.ndarra
     if not len(split.train) or not len(evaluated):
         raise UsageError(f"split {spec.name} leaves {'no training' if not len(split.train) else 'no evaluation'} "
                          f"images ({int(np.sum(usable))} usable images in the cache)")
+    if spec.kind == "val":
+        _warn_if_few_training_images(spec, labels[usable], labels[split.train], class_names)
     return split
+
+
+def _warn_if_few_training_images(spec: SplitSpec, usable_labels: np.ndarray, train_labels: np.ndarray,
+                                 class_names: list[str] | None) -> None:
+    """Warn when the validation fraction leaves some class fewer than :data:`FEW_TRAINING_IMAGES`
+    training images (the same for every seed: a stratified split's counts depend on the class sizes)."""
+    present = np.unique(usable_labels)
+    few = [c for c in present if np.sum(train_labels == c) < FEW_TRAINING_IMAGES]
+    if few:
+        names = [class_names[c] if class_names else str(c) for c in few]
+        warn(f"split {spec.name} leaves {len(few)} of {len(present)} classes fewer than {FEW_TRAINING_IMAGES} training "
+             f"images ({capped(names)}): a head learns each of them from one image and cannot hold any out to choose "
+             "its settings; use a smaller validation fraction, or --shots K to train on K per class on purpose")
 
 
 def _make(spec, seed, labels, usable, class_names, fixed_parts, image_ids) -> Split:

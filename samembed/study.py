@@ -19,17 +19,113 @@ Relative paths are relative to the folder the study is run from."""
 
 from __future__ import annotations
 
+import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UsageError
-from .paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR
+from .errors import UsageError, capped, shortened
+from .paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR, SAFE_NAME
 
-TOP = {"name", "dataset", "data_dir", "download", "encoders", "sweep", "report"}
-ENCODER = {"encoder", "model", "checkpoint", "img_size", "grid", "batch_size", "workers", "heads", "prompt_features"}
-SWEEP = {"heads", "baselines", "splits", "shots", "seeds", "feature", "epochs", "lr", "batch_size", "min_steps"}
-REPORT = {"out"}
+# A check takes a value and returns None when it is right, else what it must be ("a whole number >= 1").
+Check = Callable[[object], str | None]
+
+
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def whole(minimum: int) -> Check:
+    return lambda v: None if _whole(v) and v >= minimum else f"a whole number >= {minimum}"
+
+
+def positive(value) -> str | None:
+    return None if _number(value) and value > 0 else "a number > 0"
+
+
+def text(value) -> str | None:
+    return None if isinstance(value, str) and value.strip() else "a non-empty string"
+
+
+def flag(value) -> str | None:
+    return None if isinstance(value, bool) else "true or false"
+
+
+def safe_name(value) -> str | None:
+    return None if isinstance(value, str) and SAFE_NAME.fullmatch(value) else \
+        "a name of letters, digits, '.', '_' and '-' (it names a folder)"
+
+
+def split(value) -> str | None:
+    ok = value == "standard" or _number(value) and 0 < value < 1
+    return None if ok else "a validation fraction strictly between 0 and 1, or \"standard\""
+
+
+def seeds(value) -> str | None:
+    if _whole(value) and value >= 1 or isinstance(value, list) and value and all(_whole(v) and v >= 0 for v in value):
+        return None
+    return "a number of seeds (a whole number >= 1) or a non-empty list of seeds (whole numbers >= 0)"
+
+
+def known(kind: str, names: Callable[[], list[str]]) -> Check:
+    """A name the registry ``names()`` knows (listed, capped, when it does not)."""
+    def check(value) -> str | None:
+        return None if isinstance(value, str) and value in names() else f"a known {kind} ({capped(names(), 20)})"
+
+    return check
+
+
+def list_of(check: Check) -> Check:
+    """A non-empty list whose every item passes ``check``; the first wrong item is named."""
+    def check_list(value) -> str | None:
+        if not isinstance(value, list) or not value:
+            return "a non-empty list"
+        for item in value:
+            if (expected := check(item)) is not None:
+                return f"a list of which each is {expected}; {_shown(item)} is not"
+        return None
+
+    return check_list
+
+
+def _datasets() -> list[str]:
+    from .datasets.registry import available_datasets
+
+    return available_datasets()
+
+
+def _encoders() -> list[str]:
+    from .encoders.base import available_encoders
+
+    return available_encoders()
+
+
+def _heads() -> list[str]:
+    """Every head of every task (which task a study's dataset is is known once it is indexed)."""
+    from .experiments.base import TASKS
+    from .heads import available_heads
+
+    return sorted({head for task in TASKS.names() for head in available_heads(task)})
+
+
+HEADS = list_of(known("head", _heads))
+# The study file's schema: table -> key -> check. Keys not listed are refused.
+TOP: dict[str, Check] = {"name": safe_name, "dataset": known("dataset", _datasets), "data_dir": text,
+                         "download": flag, "encoders": lambda v: None, "sweep": lambda v: None,
+                         "report": lambda v: None}
+ENCODER: dict[str, Check] = {"encoder": known("encoder", _encoders), "model": text, "checkpoint": text,
+                             "img_size": whole(1), "grid": whole(1), "batch_size": whole(1), "workers": whole(0),
+                             "heads": HEADS, "prompt_features": flag}
+SWEEP: dict[str, Check] = {"heads": HEADS, "baselines": HEADS, "splits": list_of(split), "shots": list_of(whole(1)),
+                           "seeds": seeds, "feature": text, "epochs": whole(1), "lr": positive,
+                           "batch_size": whole(1), "min_steps": whole(0)}
+REPORT: dict[str, Check] = {"out": text}
+REQUIRED = ("dataset", "encoders", "sweep")
 
 
 @dataclass
@@ -41,33 +137,100 @@ class StudyResult:
 
 
 def load_study(path: str | Path) -> dict:
-    """The study file, checked: unknown keys and missing required ones are one line each."""
+    """The study file, checked whole against its schema (:data:`TOP`, :data:`ENCODER`,
+    :data:`SWEEP`, :data:`REPORT`: types, ranges, names the registries know) before anything runs.
+    Every problem found is counted in one line that names the first few."""
     path = Path(path)
     try:
-        study = tomllib.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise UsageError(f"no study file {path}; see experiments/eurosat-study.toml for one") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path} is a folder; pass a study file (TOML), e.g. experiments/eurosat-study.toml") from None
+    try:
+        study = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise UsageError(f"{path} is not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); save it as "
+                         "UTF-8 TOML") from None
     except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path} is not valid TOML ({err})") from None
-    _check(study, TOP, path.name)
-    for key in ("dataset", "encoders", "sweep"):
-        if key not in study:
-            raise UsageError(f"{path.name} lacks '{key}'; see experiments/eurosat-study.toml for a complete study")
-    if not isinstance(study["encoders"], list) or not study["encoders"]:
-        raise UsageError(f"{path.name}: 'encoders' must be a list of [[encoders]] tables, at least one")
-    for entry in study["encoders"]:
-        _check(entry, ENCODER, f"{path.name} [[encoders]]")
-    _check(study["sweep"], SWEEP, f"{path.name} [sweep]")
-    _check(study.get("report", {}), REPORT, f"{path.name} [report]")
+        raise UsageError(f"{path} is not valid TOML ({shortened(err, 120)})") from None
+    problems = study_problems(study)
+    if problems:
+        count = f"{len(problems)} problems: " if len(problems) > 1 else ""
+        raise UsageError(f"{path.name}: {count}{capped(problems, 3, width=400, sep='; ')}; see "
+                         "experiments/eurosat-study.toml for a complete study")
     return study
 
 
-def _check(table, allowed: set[str], where: str) -> None:
+def study_problems(study: dict) -> list[str]:
+    """What is wrong with a parsed study file, one short sentence each (empty: nothing)."""
+    problems = _table(study, TOP, "")
+    problems += [f"lacks '{key}'" for key in REQUIRED if key not in study]
+    encoders = study.get("encoders")
+    if "encoders" in study and (not isinstance(encoders, list) or not encoders):
+        problems.append("'encoders' must be a list of [[encoders]] tables, at least one")
+    for k, entry in enumerate(encoders if isinstance(encoders, list) else [], start=1):
+        problems += _table(entry, ENCODER, f"[[encoders]] #{k} ")
+    if "sweep" in study:
+        problems += _table(study["sweep"], SWEEP, "[sweep] ")
+        if isinstance(study["sweep"], dict) and {"splits", "shots"} <= set(study["sweep"]):
+            problems.append("[sweep] gives both splits and shots; keep one")
+    if "report" in study:
+        problems += _table(study["report"], REPORT, "[report] ")
+    sweep_heads = isinstance(study.get("sweep"), dict) and "heads" in study["sweep"]
+    for k, entry in enumerate(encoders if isinstance(encoders, list) else [], start=1):
+        if isinstance(entry, dict) and "heads" not in entry and not sweep_heads:
+            problems.append(f"[[encoders]] #{k} has no heads: give heads there or in [sweep]")
+        if isinstance(entry, dict) and isinstance(entry.get("model"), str) and (wrong := _model_problem(entry)):
+            problems.append(f"[[encoders]] #{k} {wrong}")
+    return problems
+
+
+def _model_problem(entry: dict) -> str | None:
+    """Why ``entry``'s model is not one its (built-in) encoder declares, or ``None``."""
+    from .plugins import ENCODER_MODELS
+
+    declared = ENCODER_MODELS.get(entry.get("encoder", "sam"))
+    if declared is None:  # an encoder from a plugin: its factory checks its own models
+        return None
+    model = entry["model"]
+    if model in declared.models or declared.random_suffix and model.removesuffix("-random") in declared.models:
+        return None
+    random = " (-random after one: random weights)" if declared.random_suffix else ""
+    return (f"model must be one of {entry.get('encoder', 'sam')}'s models ({', '.join(declared.models)}){random}, "
+            f"not {_shown(model)}")
+
+
+def study_heads(study: dict) -> list[str]:
+    """Every head the study trains (on its encoders' groups, and the baselines)."""
+    plan = study["sweep"]
+    return sorted({h for e in study["encoders"] for h in e.get("heads", plan.get("heads", []))}
+                  | set(plan.get("baselines", [])))
+
+
+def _table(table, schema: dict[str, Check], where: str) -> list[str]:
     if not isinstance(table, dict):
-        raise UsageError(f"{where} must be a table")
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise UsageError(f"{where} has unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+        return [f"{where.strip() or 'the file'} must be a table, not {_shown(table)}"]
+    unknown = sorted(set(table) - set(schema))
+    problems = [f"{where}has unknown key(s) {capped(unknown, 3, 40)}; known: {', '.join(sorted(schema))}"] if unknown else []
+    for key, check in schema.items():
+        if key in table and (expected := check(table[key])) is not None:
+            wrong = "" if isinstance(table[key], list) and "; " in expected else f", not {_shown(table[key])}"
+            problems.append(f"{where}{key} must be {expected}{wrong}")
+    return problems
+
+
+def _shown(value) -> str:
+    """A value of the file as a message quotes it, with its TOML type where that is the mistake."""
+    if isinstance(value, str):
+        return f'"{shortened(value, 40)}" (a string)'
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return shortened(value, 40) if len(str(value)) <= 40 else f"a list of {len(value)}"
+    return shortened(value, 40)
 
 
 def run_study(
@@ -78,14 +241,24 @@ def run_study(
     """Run the study in ``path``: extract, sweep, report. ``data_dir`` overrides the file's;
     ``out`` is the report folder (default: the file's ``[report] out``, else
     ``<runs_dir>/report-<study name>``)."""
+    from .datasets import load_dataset
     from .experiments.sweep import sweep
     from .extraction import extract
+    from .heads import available_heads
     from .report import write_report
 
     study = load_study(path)
     name = study.get("name", Path(path).stem)
     dataset = study["dataset"]
     data_dir = data_dir if data_dir is not None else study.get("data_dir")
+    # Indexed once, before any extraction: its task says which heads apply (a head of another task
+    # is refused now, not after hours of encoding), and every extraction reads this index.
+    index = load_dataset(dataset, data_dir, study.get("download", False))
+    wrong = [h for h in study_heads(study) if h not in available_heads(index.task)]
+    if wrong:
+        raise UsageError(f"{Path(path).name}: {capped(wrong)} {'is not a' if len(wrong) == 1 else 'are not'} "
+                         f"{index.task} head{'s' if len(wrong) > 1 else ''} ({dataset} is a {index.task} dataset); "
+                         f"its heads: {', '.join(available_heads(index.task))}")
     plan = study["sweep"]
     splits = {"shots": plan["shots"]} if "shots" in plan else {"splits": plan.get("splits", [0.2])}
     common = dict(seeds=plan.get("seeds", 1), feature=plan.get("feature"), epochs=plan.get("epochs"),
@@ -97,7 +270,7 @@ def run_study(
     for k, entry in enumerate(study["encoders"], start=1):
         say(f"{name}: extract {k}/{len(study['encoders'])} ({entry.get('encoder', 'sam')} "
             f"{entry.get('model') or entry.get('checkpoint') or ''})")
-        extracted = extract(dataset, data_dir=data_dir, download=study.get("download", False),
+        extracted = extract(index, data_dir=data_dir, download=study.get("download", False),
                             encoder=entry.get("encoder", "sam"), model=entry.get("model"),
                             checkpoint=entry.get("checkpoint"), img_size=entry.get("img_size"), grid=entry.get("grid"),
                             batch_size=entry.get("batch_size"), workers=entry.get("workers"), device=device,
@@ -113,7 +286,5 @@ def run_study(
         result.runs += len(sweep(dataset, encoder=result.groups[0], heads=plan["baselines"], **common))
     out = out if out is not None else study.get("report", {}).get("out", Path(runs_dir) / f"report-{name}")
     say(f"{name}: report in {out}")
-    heads = sorted({h for e in study["encoders"] for h in e.get("heads", plan.get("heads", []))} |
-                   set(plan.get("baselines", [])))
-    result.report = write_report(runs_dir, out, dataset=dataset, encoder=result.groups, head=heads)
+    result.report = write_report(runs_dir, out, dataset=dataset, encoder=result.groups, head=study_heads(study))
     return result

@@ -129,3 +129,33 @@ def test_version_answers_without_a_command():
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"samembed {__version__}"
+
+
+def test_help_lists_every_encoders_models_and_input_size_from_their_declarations(tiny_checkpoint):
+    """Before: --model left out vgg19's and dinov2's models, --img-size said 1024 (VGG19 and DINO use
+    224), --feature said "neck or trunk" (VGG19 trains on gap, DINO on cls or mean)."""
+    import samembed
+    from samembed.encoders import dinov2, dinov3, prithvi, sam2, sam_checkpoint
+    from samembed.plugins import ENCODER_MODELS
+
+    text = " ".join(invoke("extract", "--help").output.split())
+    for name, declared in ENCODER_MODELS.items():
+        assert f"{name} {', '.join(declared.models)}" in text, name
+    assert "224 for vgg19, dinov2, dinov3, prithvi" in text and "1024 for sam, sam2" in text
+    for command in ("train-head", "sweep"):
+        help_text = " ".join(invoke(command, "--help").output.split())
+        assert "a pooled array of the group (neck, trunk, gap, cls, mean" in help_text
+        assert "default: the cache's only dataset" in help_text
+    # the encoders' own tables agree with their declarations, defaults first
+    tables = {"sam": sam_checkpoint.OFFICIAL, "sam2": sam2.OFFICIAL_FILES, "dinov2": dinov2.TIMM_NAMES,
+              "dinov3": dinov3.VARIANTS, "prithvi": prithvi.RELEASES}
+    for name, table in tables.items():
+        assert set(table) == set(ENCODER_MODELS[name].models), name
+    assert samembed.create_encoder("vgg19").key == "vgg19-imagenet" and samembed.create_encoder("vgg19").img_size == 224
+    assert samembed.create_encoder("vgg19", model="random").key == "vgg19-random"
+    for name in ("dinov2", "dinov3", "prithvi"):
+        declared = ENCODER_MODELS[name]
+        spec = samembed.create_encoder(name, model=f"{declared.default}-random")
+        assert spec.img_size == declared.img_size and declared.default.split("-")[0] in spec.key, name
+    assert samembed.create_encoder("dinov3").variant == "vits16"
+    assert samembed.create_encoder("sam", checkpoint=tiny_checkpoint).img_size == ENCODER_MODELS["sam"].img_size

@@ -439,3 +439,20 @@ def test_synthetic_same_seed_same_bytes(tmp_path):
     assert make("two", seed=3) == first
     other = make("three", seed=4)
     assert other.keys() == first.keys() and other != first
+
+
+def test_messages_cap_long_lists_of_names(tmp_path):
+    """Before: every empty class folder was named, however many (one line of any length)."""
+    from samembed.errors import capped
+
+    assert capped(["a", "b"]) == "a, b"
+    assert capped(map(str, range(100)), 3) == "0, 1, 2 ... and 97 more"
+    assert capped(["x" * 200]) == "x" * 57 + "..."
+    data = make_synthetic_dataset(tmp_path / "d", layout="folder", images_per_class=2, classes=["a", "b"])
+    for i in range(500):
+        (data / f"empty{i:03d}").mkdir()
+    with pytest.warns(SamembedWarning) as caught:
+        load_dataset("folder", data)
+    (message,) = [str(w.message) for w in caught]
+    assert "500 class folder(s)" in message and "empty000, empty001" in message and "... and 495 more" in message
+    assert len(message) < 300

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import shutil
 import socket
 import threading
 import urllib.request
@@ -466,3 +467,56 @@ def test_eurosat_incomplete_folder_in_the_way(tmp_path, server, mirrors, zips):
     assert str(tmp_path / "2750") in assert_one_line(err)
     assert (tmp_path / "2750" / "Forest" / "Forest_1.jpg").read_bytes() == b"partial"
     assert scratch_folders(tmp_path) == []
+
+
+# ----------------------------------------------------- archives checked on every use
+
+
+def _sar_zip(tmp_path: Path, images_per_class: int) -> bytes:
+    from samembed.datasets import make_synthetic_rasters
+
+    root = make_synthetic_rasters(tmp_path / f"sar-{images_per_class}", "eurosat-sar",
+                                  images_per_class=images_per_class, size=8)
+    return _zip_folder(root, "EuroSAT-SAR")
+
+
+def test_the_sar_archive_is_checked_against_its_recorded_sha256_every_time_it_is_used(tmp_path):
+    """Before: only the download recorded it; another archive under the same name was extracted."""
+    from samembed.datasets import load_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    archive = data / "EuroSAT-SAR.zip"
+    archive.write_bytes(_sar_zip(tmp_path, 1))  # a copy put there by hand: its sha256 is recorded at first use
+    assert len(load_dataset("eurosat-sar", data)) == 10
+    assert (data / "EuroSAT-SAR.zip.sha256").read_text().split()[0] == hashlib.sha256(archive.read_bytes()).hexdigest()
+    shutil.rmtree(data / "EuroSAT-SAR")
+    assert len(load_dataset("eurosat-sar", data)) == 10  # the same archive again: used
+    shutil.rmtree(data / "EuroSAT-SAR")
+    archive.write_bytes(_sar_zip(tmp_path, 2))  # another archive under the same name
+    for download in (False, True):
+        with pytest.raises(DownloadError, match="does not match the sha256 recorded at its first download") as err:
+            load_dataset("eurosat-sar", data, download=download)
+        assert_one_line(err)
+    assert not (data / "EuroSAT-SAR").exists()
+
+
+def test_a_tar_or_truncated_archive_where_a_zip_is_expected_is_one_line(tmp_path):
+    """Before: zipfile's BadZipFile traceback."""
+    import tarfile
+
+    from samembed.datasets import load_dataset
+
+    data = tmp_path / "data"
+    data.mkdir()
+    with tarfile.open(data / "EuroSAT-SAR.zip", "w") as tar:  # a tar under the zip's name
+        tar.add(tmp_path / "data", arcname="EuroSAT-SAR")
+    with pytest.raises(DataNotFoundError, match=r"EuroSAT-SAR.zip is not a readable zip archive \(BadZipFile") as err:
+        load_dataset("eurosat-sar", data)
+    assert "delete it and run again with --download" in assert_one_line(err)
+    truncated = tmp_path / "EuroSAT.zip"
+    truncated.write_bytes(_sar_zip(tmp_path, 1)[:-100])  # the end (the zip's directory) cut off
+    with pytest.raises(DataNotFoundError, match="EuroSAT.zip is not a readable zip archive") as err:
+        eurosat.extract_archive_into(truncated, data, "2750")
+    assert_one_line(err)
+    assert scratch_folders(data) == [] and not (data / "2750").exists()

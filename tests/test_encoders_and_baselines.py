@@ -3,6 +3,8 @@ report that puts SAM, VGG19, DINOv2 and from-scratch runs side by side."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -92,6 +94,9 @@ def test_encoder_errors_are_one_clear_line(data, tmp_path, monkeypatch):
                          progress=False, workers=0)
     import timm
 
+    from samembed.encoders import hub
+
+    monkeypatch.setattr(hub, "hub_unreachable", lambda: None)  # the hub answers, the download fails
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(CheckpointError, match="cannot download DINOv2 vits14 weights .*--checkpoint FILE"):
         samembed.extract("eurosat", data_dir=data, encoder="dinov2", img_size=28, cache_dir=tmp_path / "z",
@@ -104,6 +109,73 @@ def test_encoder_errors_are_one_clear_line(data, tmp_path, monkeypatch):
     with pytest.raises(TypeError, match="unexpected keyword"):
         samembed.extract("eurosat", data_dir=data, encoder="dinov2", img_size=28, cache_dir=tmp_path / "z",
                          progress=False, workers=0)
+
+
+@pytest.fixture()
+def unreachable_hub(tmp_path, monkeypatch):
+    """The Hugging Face hub at a closed port of 127.0.0.1 with an empty local cache; returns the
+    list of every connection attempted (socket.create_connection, under urllib and httpx alike)."""
+    import socket
+
+    from huggingface_hub import constants
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    attempts, connect = [], socket.create_connection
+
+    def counted(address, *args, **kwargs):
+        attempts.append(address)
+        return connect(address, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "create_connection", counted)
+    return attempts
+
+
+@pytest.mark.parametrize("encoder, model, size, file", [
+    ("dinov2", "vits14", 28, "dinov2_vits14_pretrain.pth"),
+    ("dinov3", "vitl16-sat", 32, "dinov3_vitl16_pretrain_sat493m-*.pth")])
+def test_offline_dino_weights_ask_the_hub_once_and_fail_in_one_line(data, tmp_path, unreachable_hub, encoder, model,
+                                                                    size, file):
+    """Before: huggingface_hub tried 12 times (5 retries of 2 files, about 25 log lines over 52-57 s)."""
+    from typer.testing import CliRunner
+
+    from samembed.cli import app
+
+    result = CliRunner().invoke(app, ["extract", "eurosat", "--encoder", encoder, "--model", model, "--data-dir",
+                                      str(data), "--img-size", str(size), "--cache-dir", str(tmp_path / "c"),
+                                      "--device", "cpu", "--workers", "0", "-q"])
+    assert result.exit_code == 1
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: cannot download {'DINOv2' if encoder == 'dinov2' else 'DINOv3'} {model} weights: "
+                           "the Hugging Face hub (http://127.0.0.1:") and line.endswith(file), line
+    assert "cannot be reached" in line and "pass --checkpoint FILE" in line
+    assert len(unreachable_hub) == 1  # one quiet request, no retries
+
+
+def test_dino_weights_in_the_hubs_local_cache_are_used_without_a_request(data, tmp_path, unreachable_hub):
+    import timm
+    from huggingface_hub import constants
+    from safetensors.torch import save_file
+
+    repository = Path(constants.HF_HUB_CACHE) / "models--timm--vit_small_patch14_dinov2.lvd142m"
+    snapshot = repository / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    (repository / "refs").mkdir()
+    (repository / "refs" / "main").write_text("0" * 40)
+    torch.manual_seed(1)
+    vit = timm.create_model("vit_small_patch14_dinov2", pretrained=False, num_classes=0)
+    save_file({k: v.contiguous() for k, v in vit.state_dict().items()}, snapshot / "model.safetensors")
+    result = samembed.extract("eurosat", data_dir=data, encoder="dinov2", img_size=28, cache_dir=tmp_path / "c",
+                              progress=False, workers=0)
+    assert result.encoded == 60 and unreachable_hub == []
+    assert samembed.open_cache(tmp_path / "c", "eurosat").signature["encoder"]["weights"] == \
+        "timm vit_small_patch14_dinov2.lvd142m"
 
 
 @pytest.fixture(scope="module")

@@ -118,3 +118,92 @@ def test_concurrent_appends_never_interleave_or_lose_a_record(tmp_path):
     for r in records:
         worker = int(r["run_id"][1:].split("-")[0])
         assert r["pad"] == chr(ord("a") + worker) * _PAD
+
+
+# ------------------------------------------------------------- what is read of a record
+
+
+def test_a_run_id_with_spaces_is_refused_on_append_and_skipped_on_read(tmp_path):
+    store = RunsStore(tmp_path)
+    with pytest.raises(ValueError, match="run_id 'a b'"):
+        store.append({"run_id": "a b"})
+    store.append({"run_id": "ok.1_x-2"})
+    with open(store.path, "ab") as f:
+        f.write(b'{"run_id": "abc def"}\n')
+    with pytest.warns(SamembedWarning, match=r"line 2 has run id 'abc def' \(not letters, digits, \. _ -\)"):
+        assert [r["run_id"] for r in RunsStore(tmp_path).records()] == ["ok.1_x-2"]
+
+
+@pytest.fixture()
+def swept(tmp_path, embedding_cache):
+    """A runs store of four real classification runs (knn, 2 splits x 2 seeds)."""
+    import samembed
+
+    samembed.sweep("eurosat", heads=["knn"], splits=[0.3, 0.5], seeds=2, cache_dir=embedding_cache,
+                   runs_dir=tmp_path / "runs", progress=False)
+    return tmp_path / "runs"
+
+
+def _rewrite(runs, change) -> list[dict]:
+    path = runs / "runs.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    change(records)
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))  # json.dumps writes NaN as NaN
+    return records
+
+
+def test_records_the_report_cannot_read_are_skipped_with_one_counted_warning(swept, tmp_path):
+    """Before: a record without 'cache' or with a text metric was a KeyError/TypeError traceback."""
+    import samembed
+
+    def damage(records):
+        del records[0]["cache"]
+        records[1]["metrics"]["accuracy"] = "0.9"
+    records = _rewrite(swept, damage)
+    with pytest.warns(SamembedWarning) as caught:
+        report = samembed.write_report(swept, tmp_path / "report")
+    messages = [str(w.message) for w in caught if "cannot be read" in str(w.message)]
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert f"skipped 2 run record(s) that cannot be read (run {records[0]['run_id']}: no 'cache' table; run " \
+           f"{records[1]['run_id']}: metric 'accuracy' is text, not a number); the other 2 are read" in messages[0]
+    assert report.runs == 2
+
+
+def test_nan_metrics_and_records_of_a_newer_samembed_are_read_with_a_warning(swept, tmp_path):
+    import samembed
+
+    def change(records):
+        records[0]["metrics"]["accuracy"] = float("nan")
+        records[1]["versions"]["samembed"] = "99.1.0"
+        records[2]["versions"]["samembed"] = "0.0.1"  # older: nothing to say
+    records = _rewrite(swept, change)
+    with pytest.warns(SamembedWarning) as caught:
+        report = samembed.write_report(swept, tmp_path / "report")
+    messages = [str(w.message) for w in caught]
+    assert any(f"1 run(s) hold NaN or infinite metrics, shown as empty (nan) cells: {records[0]['run_id']} (accuracy)"
+               in m for m in messages), messages
+    assert any("1 run record(s) were written by a newer samembed (99.1.0, this is" in m for m in messages), messages
+    assert report.runs == 4 and all("\n" not in m for m in messages)
+
+
+def test_version_order_is_by_release_numbers():
+    from samembed.experiments.records import newer_than_this
+
+    assert newer_than_this({"versions": {"samembed": "99.0"}}) == "99.0"
+    assert newer_than_this({"versions": {"samembed": "0.1.0"}}) is None
+    assert newer_than_this({"versions": {"samembed": "0.0.9rc1"}}) is None
+    assert newer_than_this({"versions": {}}) is None and newer_than_this({}) is None
+
+
+def test_train_head_again_says_when_the_run_was_recorded_and_refuses_a_damaged_record(swept, embedding_cache):
+    import samembed
+
+    options = dict(head="knn", split=0.3, seed=0, cache_dir=embedding_cache, runs_dir=swept)
+    with pytest.warns(SamembedWarning, match=r"run \w+ \(knn, split val=0.3, seed 0\) was already recorded on "
+                                             r"20\d\d-.* in .*runs.jsonl; nothing was trained"):
+        again = samembed.train_head("eurosat", **options)
+    records = _rewrite(swept, lambda records: records[0]["metrics"].update(accuracy="high"))
+    assert again["run_id"] == records[0]["run_id"]
+    with pytest.raises(samembed.SamembedError, match=rf"run {again['run_id']} is in .* but its record cannot be read "
+                                                     r"\(metric 'accuracy' is text, not a number\); delete its line"):
+        samembed.train_head("eurosat", **options)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..errors import CacheError, SamembedError, UsageError
+from ..errors import CacheError, SamembedError, UsageError, capped
 from .layout import DONE_PER_IMAGE, images_done
 from .location import CacheLocation, cache_location
 from .store import FORMAT, child_names, damage, extraction_runs
@@ -205,41 +205,56 @@ def list_groups(cache_dir: str | Path | CacheLocation) -> list[CacheGroup]:
     return groups
 
 
-def matching_groups(cache_dir: str | Path, dataset: str, encoders: str | list[str]) -> list[CacheGroup]:
-    """Every group of ``dataset`` named by ``encoders`` (names or prefixes, a list or
-    comma-separated: ``sam-vit_b@1024`` matches every composite of vit_b at 1024), each once, in
-    the order asked; one that matches nothing is refused."""
+def matching_groups(cache_dir: str | Path, dataset: str | None, encoders: str | list[str]) -> list[CacheGroup]:
+    """Every group of ``dataset`` (``None``: the cache's only dataset) named by ``encoders`` (names
+    or prefixes, a list or comma-separated: ``sam-vit_b@1024`` matches every composite of vit_b at
+    1024), each once, in the order asked; one that matches nothing is refused."""
     groups = _groups_of(cache_dir, dataset)
+    dataset = groups[0].store_name.removesuffix(".zarr")
     wanted = [e.strip() for e in (encoders.split(",") if isinstance(encoders, str) else encoders) if e.strip()]
     found: dict[str, CacheGroup] = {}
     for pattern in wanted:
         matches = [g for g in groups if g.name == pattern] or [g for g in groups if g.name.startswith(pattern)]
         if not matches:
             raise UsageError(f"no cache group of '{dataset}' matches '{pattern}'; it has: "
-                             f"{', '.join(g.name for g in groups)}")
+                             f"{capped(g.name for g in groups)}")
         for g in matches:
             found.setdefault(g.name, g.check())
     return list(found.values())
 
 
-def open_cache(cache_dir: str | Path, dataset: str, encoder: str | None = None) -> CacheGroup:
+def open_cache(cache_dir: str | Path, dataset: str | None = None, encoder: str | None = None) -> CacheGroup:
     """The group of ``dataset`` for ``encoder`` (a group name such as ``sam-vit_b@1024`` or its
-    prefix); ``encoder`` may be left out when the store holds one group. Damaged groups are
-    refused in one line."""
+    prefix); ``dataset`` may be left out when the cache holds one dataset, ``encoder`` when its
+    store holds one group. Damaged groups are refused in one line."""
     groups = _groups_of(cache_dir, dataset)
+    dataset = groups[0].store_name.removesuffix(".zarr")
     names = [g.name for g in groups]
     if encoder is not None:
         groups = [g for g in groups if g.name == encoder] or [g for g in groups if g.name.startswith(encoder)]
     if len(groups) != 1:
         what = "no" if not groups else "several"
-        raise UsageError(f"{what} cache groups match for '{dataset}'; choose one with --encoder: {', '.join(names)}")
+        raise UsageError(f"{what} cache groups match for '{dataset}'; choose one with --encoder: {capped(names, 10)}")
     return groups[0].check()
 
 
-def _groups_of(cache_dir: str | Path | CacheLocation, dataset: str) -> list[CacheGroup]:
+def _groups_of(cache_dir: str | Path | CacheLocation, dataset: str | None) -> list[CacheGroup]:
+    """The groups of ``dataset``'s store; ``None``: of the cache's only dataset. When there is no
+    such store, or no single one, the line says which datasets the cache holds."""
     location = cache_location(cache_dir)
+    every = list_groups(location)
+    held = sorted({g.store_name.removesuffix(".zarr") for g in every})
+    if dataset is None:
+        if not held:
+            raise CacheError(f"no cache in {location}; run `samembed extract DATASET` first, or point --cache-dir at "
+                             "the cache")
+        if len(held) > 1:
+            raise UsageError(f"{location} holds several datasets ({capped(held, 10)}); choose one with --dataset")
+        dataset = held[0]
     path = location.store_ref(dataset)
-    groups = [g for g in list_groups(location) if g.store == path]
+    groups = [g for g in every if g.store == path]
     if not groups:
-        raise CacheError(f"no cache for dataset '{dataset}' in {location}; run `samembed extract {dataset}` first")
+        holds = f" (it holds {capped(held, 10)}: choose one with --dataset)" if held else ""
+        raise CacheError(f"no cache for dataset '{dataset}' in {location}{holds}; run `samembed extract {dataset}` "
+                         "first")
     return groups

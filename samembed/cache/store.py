@@ -194,9 +194,10 @@ def _check_existing(root: zarr.Group, path: Path | str, name: str, signature: di
     if stored_images == 0:
         return None
     key, old, new = diff
+    other_files = " (other files: give them a store of their own with --name NAME)" if key == "dataset_fingerprint" else ""
     raise SignatureMismatchError(
-        f"{where} holds {stored_images} images made with {key}={old!r}, not {new!r}; run with the same "
-        f"settings, or {fix}"
+        f"{where} holds {stored_images} images made with {key}={old!r}, not {new!r}{other_files}; run with the "
+        f"same settings, or {fix}"
     )
 
 

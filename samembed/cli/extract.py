@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..datasets.registry import available_datasets
-from ..encoders.base import available_encoders
+from ..encoders.base import available_encoders, img_size_help, models_help
 from ..paths import DEFAULT_CACHE_DIR
 from .app import CACHE_DIR_HELP, app, friendly_errors
 
@@ -18,11 +18,12 @@ from .app import CACHE_DIR_HELP, app, friendly_errors
 def extract_command(
     dataset: str = typer.Argument(..., help=f"Dataset: {', '.join(available_datasets())}."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name this dataset in the cache (its own store; later commands take --dataset NAME), so that several folders of your own sit side by side: letters, digits, '.', '_', '-', not a built-in dataset's name."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
     encoder: str = typer.Option("sam", "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
-    model: Optional[str] = typer.Option(None, "--model", help="The encoder's model: sam vit_b (default), vit_l, vit_h; sam2 hiera_t, hiera_s, hiera_b+ (default), hiera_l; dinov3 vits16 (default), vitb16, vitl16, vitl16-sat, ...; prithvi 300m (default), 600m, ...; official weights downloaded once (docs/encoders.md)."),
+    model: Optional[str] = typer.Option(None, "--model", help=models_help()),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A local weights file in the encoder's official format (sam: any SAM-format checkpoint, architecture inferred)."),
-    img_size: Optional[int] = typer.Option(None, "--img-size", help="Encoder input side in pixels (default: the checkpoint's, 1024)."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", help=img_size_help()),
     grid: Optional[int] = typer.Option(None, "--grid", help="Side of the pooled feature map to store (default 16; 64 keeps SAM's full map at 1024)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch (default 16 on CUDA, 4 on the CPU)."),
     workers: Optional[int] = typer.Option(None, "--workers", help="Decoding processes (default min(8, CPUs) on CUDA, 1 on the CPU)."),
@@ -55,7 +56,7 @@ def extract_command(
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
         chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
-        attention=attention, min_data_share=min_data_share,
+        attention=attention, min_data_share=min_data_share, name=name,
     )
     if result.rank != 0:  # rank 0 speaks for a distributed run
         return

@@ -14,7 +14,7 @@ from .app import CACHE_DIR_HELP, app, friendly_errors
 @app.command("prompt")
 @friendly_errors
 def prompt_command(
-    dataset: str = typer.Option(..., "--dataset", help="Dataset whose cache holds the image embeddings (the whole map: segmentation datasets and scenes)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help="Dataset whose cache holds the image embeddings (the whole map: segmentation datasets and scenes); default: the cache's only dataset."),
     image: Optional[str] = typer.Option(None, "--image", help="Image id (its path relative to the dataset, as `samembed info` shows ids); not needed with --map."),
     point: list[str] = typer.Option([], "--point", help="X,Y or X,Y,LABEL (1 foreground, the default; 0 background), repeatable: all points form one prompt (at most 64)."),
     box: Optional[str] = typer.Option(None, "--box", help="X0,Y0,X1,Y1: top-left and bottom-right corners."),

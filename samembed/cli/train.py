@@ -13,6 +13,10 @@ from .app import CACHE_DIR_HELP, app, friendly_errors, parse_list
 
 MIN_STEPS_HELP = ("Floor on optimizer steps of a torch head: a small training set trains more epochs (default: the "
                   "head kind's, docs/heads.md; 0: none). Given --epochs alone, the epochs are trained exactly.")
+DATASET_HELP = ("Dataset whose cache to train on (its name in the cache: eurosat, road, a --name given to extract); "
+                "default: the cache's only dataset.")
+FEATURE_HELP = ("Pooled heads: a pooled array of the group (neck, trunk, gap, cls, mean, ...: `samembed info` lists "
+                "them); default the group's first.")
 HEADS_HELP = (f"Classification: {', '.join(available_heads('classification'))}; segmentation: "
               f"{', '.join(available_heads('segmentation'))} (docs/heads.md).")
 
@@ -31,13 +35,13 @@ def _summary(record: dict) -> str:
 @app.command("train-head")
 @friendly_errors
 def train_head_command(
-    dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=DATASET_HELP),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group (e.g. sam-vit_b@1024); needed when there are several."),
     head: str = typer.Option("linear", "--head", help=f"Head. {HEADS_HELP}"),
     split: Optional[str] = typer.Option(None, "--split", help="Validation fraction, e.g. 0.2 (stratified, seeded), or 'standard' (EuroSAT's train/val/test lists; road's own split, its default)."),
     shots: Optional[int] = typer.Option(None, "--shots", help="Instead of --split: K training images per class, the rest for validation."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and the head."),
-    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help=FEATURE_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs of a torch head (default: its kind's, docs/heads.md); trained exactly, unless --min-steps is given too."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate (default: the head kind's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Largest batch (default: the head kind's)."),
@@ -65,13 +69,13 @@ def train_head_command(
 @app.command("sweep")
 @friendly_errors
 def sweep_command(
-    dataset: str = typer.Option("eurosat", "--dataset", help="Dataset whose cache to train on."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", help=DATASET_HELP),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Cache group(s): comma-separated names or prefixes (sam-vit_b@1024 sweeps every composite of it); needed when there are several."),
     heads: str = typer.Option("linear", "--heads", help=f"Comma-separated heads. {HEADS_HELP}"),
     splits: str = typer.Option("0.2", "--splits", help="Comma-separated validation fractions (or 'standard')."),
     shots: Optional[str] = typer.Option(None, "--shots", help="Instead of --splits: comma-separated shots per class."),
     seeds: int = typer.Option(1, "--seeds", help="Number of seeds (0..n-1)."),
-    feature: Optional[str] = typer.Option(None, "--feature", help="neck or trunk for pooled heads (default neck)."),
+    feature: Optional[str] = typer.Option(None, "--feature", help=FEATURE_HELP),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs for torch heads (trained exactly, unless --min-steps is given too)."),
     min_steps: Optional[int] = typer.Option(None, "--min-steps", help=MIN_STEPS_HELP),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),

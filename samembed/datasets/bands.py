@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import ImageFormatError, UsageError
+from ..errors import ImageFormatError, UsageError, capped
 from .composite import ALIASES
 from .images import Pixels
 
@@ -80,7 +80,7 @@ def band_stack(encoder_bands: tuple[str, ...], dataset_bands: tuple[str, ...] | 
             index = int(token) - 1 if token.isdigit() else _find(token, dataset_bands)
             if index is None or not 0 <= index < len(dataset_bands):
                 raise UsageError(f"--bands {bands}: '{token}' is not a band of {dataset} "
-                                 f"({', '.join(dataset_bands)}; names or 1-based numbers)")
+                                 f"({capped(dataset_bands, 16)}; names or 1-based numbers)")
             sources.append(index)
         mapping = "--bands"
     else:
@@ -90,7 +90,7 @@ def band_stack(encoder_bands: tuple[str, ...], dataset_bands: tuple[str, ...] | 
             index = _find(s2, dataset_bands) if s2 else None
             if index is None:
                 raise UsageError(f"{dataset} has no band {s2 or name} for {encoder}'s {name} band (its bands: "
-                                 f"{', '.join(dataset_bands)}); name one dataset band per {encoder} band with "
+                                 f"{capped(dataset_bands, 16)}); name one dataset band per {encoder} band with "
                                  f"--bands, in the order {','.join(encoder_bands)}")
             sources.append(index)
         mapping = "Sentinel-2 to HLS: " + ", ".join(f"{S2_FOR_HLS[n]} -> {n}" for n in encoder_bands)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataNotFoundError, warn
+from ..errors import DataNotFoundError, capped, warn
 from ..hashing import short_hash
 from .images import Pixels, read_pixels, read_raster
 from .masks import STANDARD_ENCODING, MaskEncoding, read_mask
@@ -153,6 +153,6 @@ def index_class_folders(root: Path, name: str, hint: str) -> DatasetIndex:
         raise DataNotFoundError(f"no images found in class folders under {root}; {hint}")
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images and are not classes of this dataset: "
-             f"{', '.join(empty)}")
+             f"{capped(empty)}")
     return DatasetIndex(name, root, ids, np.asarray(labels, dtype=np.int64), class_names,
                         info={"empty_class_folders": empty} if empty else {})

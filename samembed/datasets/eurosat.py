@@ -7,12 +7,17 @@ else one line that says what to do."""
 
 from __future__ import annotations
 
+import gzip
+import lzma
 import shutil
+import tarfile
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..download import download_file, verify
-from ..errors import DataNotFoundError, DownloadError, UsageError
+from ..errors import DataNotFoundError, DownloadError, UsageError, capped
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .registry import register_dataset
@@ -51,6 +56,12 @@ def find_extraction(data_dir: Path) -> Path | None:
     return None
 
 
+# What the archive modules raise for a file that is not the archive its name says (torchvision picks
+# the reader by the file's suffix), or a damaged or truncated one.
+UNREADABLE_ARCHIVE = (zipfile.BadZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile,
+                      NotImplementedError)
+
+
 def extract_archive_into(archive: Path, data_dir: Path, layout: str) -> Path:
     """Extract into a scratch folder and move the result in place, so an interrupted
     extraction never looks like a complete one."""
@@ -58,7 +69,13 @@ def extract_archive_into(archive: Path, data_dir: Path, layout: str) -> Path:
 
     scratch = data_dir / f".extracting-{layout}"
     shutil.rmtree(scratch, ignore_errors=True)
-    extract_archive(str(archive), str(scratch))
+    try:
+        extract_archive(str(archive), str(scratch))
+    except UNREADABLE_ARCHIVE as err:  # a tar under a .zip name, a truncated or damaged archive
+        shutil.rmtree(scratch, ignore_errors=True)
+        kind = archive.suffix.lstrip(".") or "known"
+        raise DataNotFoundError(f"{archive} is not a readable {kind} archive ({type(err).__name__}: "
+                                f"{' '.join(str(err).split())[:80]}); delete it and run again with --download") from None
     inner = scratch / layout
     if not inner.is_dir():
         shutil.rmtree(scratch, ignore_errors=True)
@@ -110,7 +127,7 @@ def load_eurosat(data_dir: Path | None, download: bool = False) -> DatasetIndex:
     index = index_class_folders(root, "eurosat", "pass --data-dir DIR pointing at a EuroSAT extraction")
     if index.class_names != CLASSES:
         raise DataNotFoundError(
-            f"{root} holds class folders {index.class_names}, not EuroSAT's {CLASSES}; "
+            f"{root} holds class folders {capped(index.class_names, 12)}, not EuroSAT's {', '.join(CLASSES)}; "
             "use --data-dir to point at EuroSAT, or the 'folder' dataset for other data"
         )
     index.info["complete"] = len(index) == NUM_IMAGES

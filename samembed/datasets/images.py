@@ -189,6 +189,7 @@ def as_rgb(pixels: Pixels, path) -> np.ndarray:
     raise ImageFormatError(
         f"image {path} is {describe_pixels(values)}; the encoders take 8-bit images with 1 or 3 bands, and "
         "samembed never converts pixels silently: choose the bands and a stretch to 8 bits with --bands and "
-        "--stretch (see docs/rasters.md)"
+        "--stretch (GeoTIFFs of your own in class folders: the raster-folder dataset names their bands; see "
+        "docs/rasters.md)"
     )
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..download import download_file, download_recorded, verify
-from ..errors import DataNotFoundError, UsageError
+from ..download import check_recorded, download_file, download_recorded, verify
+from ..errors import DataNotFoundError, UsageError, capped
 from ..paths import DEFAULT_DATA_ROOT
 from .base import DatasetIndex, index_class_folders
 from .eurosat import CLASSES, NUM_IMAGES, extract_archive_into, standard_split
@@ -50,8 +50,13 @@ def _class_root(data_dir: Path, depth: int = 3) -> Path | None:
 
 
 def _from_archive(data_dir: Path, archive: RasterArchive, download: bool, what: str) -> None:
+    """Extract ``archive`` (downloaded with ``download`` if it is not in ``data_dir``), checked
+    every time: against its md5, or (published without one) against the sha256 recorded at its
+    first use."""
     path = data_dir / archive.filename
-    if not (path.is_file() and (archive.md5 is None or verify(path, md5=archive.md5))):
+    if path.is_file() and archive.md5 is None:
+        check_recorded(path)
+    elif not (path.is_file() and verify(path, md5=archive.md5)):
         if not download:
             raise DataNotFoundError(f"{what} not found in {data_dir}; pass --data-dir DIR pointing at an extraction, or "
                                     f"add --download to fetch {archive.filename}")
@@ -120,7 +125,7 @@ def _eurosat_rasters(data_dir: Path, find_root, archive, download: bool, what: s
                                     "run again with --download")
     index = _rasters_only(index_class_folders(root, name, hint), root, hint)
     if index.class_names != CLASSES:
-        raise DataNotFoundError(f"{root} holds class folders {index.class_names}, not EuroSAT's; {hint}")
+        raise DataNotFoundError(f"{root} holds class folders {capped(index.class_names, 12)}, not EuroSAT's; {hint}")
     return index
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import UsageError
-from ..plugins import BUILTIN
+from ..plugins import BUILTIN, ENCODER_MODELS
 from ..registry import Registry
 
 if TYPE_CHECKING:
@@ -98,3 +98,22 @@ def create_encoder(
 ) -> EncoderSpec:
     """Resolve encoder ``name`` (see :func:`available_encoders`) without loading its weights."""
     return ENCODERS.get(name)(model, Path(checkpoint).expanduser() if checkpoint is not None else None, img_size)
+
+
+def models_help() -> str:
+    """``--model``'s help: every built-in encoder's models, the default first (from
+    :data:`~samembed.plugins.ENCODER_MODELS`, without importing an encoder)."""
+    listed = "; ".join(f"{name} {', '.join(m.models)}" for name, m in ENCODER_MODELS.items())
+    random = [name for name, m in ENCODER_MODELS.items() if m.random_suffix]
+    return (f"The encoder's model, its default first: {listed}; -random after a {', '.join(random[:-1])} or "
+            f"{random[-1]} model: random weights (tests, timing). Official weights are downloaded once "
+            "(docs/encoders.md).")
+
+
+def img_size_help() -> str:
+    """``--img-size``'s help: each built-in encoder's default input side."""
+    sizes: dict[int, list[str]] = {}
+    for name, m in ENCODER_MODELS.items():
+        sizes.setdefault(m.img_size, []).append(name)
+    each = "; ".join(f"{size} for {', '.join(names)}" for size, names in sorted(sizes.items(), reverse=True))
+    return f"Encoder input side in pixels (default: the encoder's own: {each}; sam: a custom checkpoint's own)."

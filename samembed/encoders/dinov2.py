@@ -9,7 +9,8 @@ ImageNet normalisation, zero padding after normalising.
 Weights: ``--checkpoint FILE`` loads a local file, the official ``dinov2_vits14_pretrain.pth`` /
 ``dinov2_vitb14_pretrain.pth`` or a timm state dict (timm converts the keys and resamples the
 position embedding to ``img_size``); without one, timm downloads the weights from the Hugging
-Face hub where there is network. ``--model vits14-random`` / ``vitb14-random`` are randomly
+Face hub where there is network (asked once, quietly: offline, one line names ``--checkpoint``;
+:mod:`samembed.encoders.hub`). ``--model vits14-random`` / ``vitb14-random`` are randomly
 initialised (seed 0), for tests and timing only."""
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, token_mask
 from .geometry import Geometry
+from .hub import timm_pretrained
 
 TIMM_NAMES = {"vits14": "vit_small_patch14_dinov2", "vitb14": "vit_base_patch14_dinov2"}
 WIDTHS = {"vits14": 384, "vitb14": 768}
@@ -57,7 +59,7 @@ class DinoV2EncoderSpec(EncoderSpec):
 
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
-        self.geometry = Geometry(input_size(img_size, 224, PATCH, "dinov2"), PATCH)
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["dinov2"].img_size, PATCH, "dinov2"), PATCH)
         width = WIDTHS[variant]
         self.pooled_dims = {"cls": width, "mean": width}
         self.map_channels = width
@@ -81,13 +83,9 @@ class DinoV2EncoderSpec(EncoderSpec):
         torch.manual_seed(0)
         name = TIMM_NAMES[self.variant]
         if self.checkpoint is None and not self.random:
-            try:
-                vit = timm.create_model(f"{name}.lvd142m", pretrained=True, img_size=self.img_size, num_classes=0)
-            except Exception as err:
-                if not is_fetch_error(err):
-                    raise
-                raise CheckpointError(f"cannot download DINOv2 {self.variant} weights ({type(err).__name__}); pass "
-                                      f"--checkpoint FILE with a local dinov2_{self.variant}_pretrain.pth") from None
+            vit = timm_pretrained(f"{name}.lvd142m", f"DINOv2 {self.variant} weights",
+                                  f"pass --checkpoint FILE with a local dinov2_{self.variant}_pretrain.pth",
+                                  img_size=self.img_size, num_classes=0)
         else:
             vit = timm.create_model(name, pretrained=False, img_size=self.img_size, num_classes=0)
             if self.checkpoint is not None:
@@ -108,7 +106,7 @@ class DinoV2EncoderSpec(EncoderSpec):
 
 @register_encoder("dinov2")
 def dinov2_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> DinoV2EncoderSpec:
-    name = model or "vits14"
+    name = model or ENCODER_MODELS["dinov2"].default
     variant, _, suffix = name.partition("-")
     if variant not in TIMM_NAMES or suffix not in ("", "random"):
         raise UsageError(f"--model for dinov2 is vits14 or vitb14 (add -random for random weights), not '{name}'")

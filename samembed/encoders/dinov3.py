@@ -11,7 +11,8 @@ SAT-493M's for the satellite ones), zero padding after normalising.
 Weights: ``--checkpoint FILE`` loads a local file, the official ``dinov3_<variant>_pretrain_*.pth``
 or a timm state dict (timm converts the keys); ``--model`` names the architecture it holds (default
 ``vits16``). Without a file, timm downloads the weights from the Hugging Face hub where there is
-network (DINOv3's licence asks for acceptance on the hub first). ``-random`` after a model name
+network (asked once, quietly: offline, one line names ``--checkpoint``; :mod:`samembed.encoders.hub`;
+DINOv3's licence asks for acceptance on the hub first). ``-random`` after a model name
 gives randomly initialised weights (seed 0), for tests and timing only."""
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ from pathlib import Path
 
 import torch
 
-from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .dinov2 import DinoV2Encoder
 from .geometry import Geometry
+from .hub import timm_pretrained
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise
 
 PATCH = 16
@@ -81,7 +83,7 @@ class DinoV3EncoderSpec(EncoderSpec):
     def __init__(self, variant: str, random: bool, checkpoint: Path | None, img_size: int | None):
         self.variant, self.random, self.checkpoint = variant, random, checkpoint
         self.weights = VARIANTS[variant]
-        self.geometry = Geometry(input_size(img_size, 224, PATCH, "dinov3"), PATCH)
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["dinov3"].img_size, PATCH, "dinov3"), PATCH)
         self.pooled_dims = {"cls": self.weights.width, "mean": self.weights.width}
         self.map_channels = self.weights.width
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
@@ -138,15 +140,10 @@ class DinoV3EncoderSpec(EncoderSpec):
         elif self.random:
             vit = timm.create_model(w.timm_name, pretrained=False, img_size=self.img_size, num_classes=0)
         else:
-            try:
-                vit = timm.create_model(f"{w.timm_name}.{w.tag}", pretrained=True, img_size=self.img_size,
-                                        num_classes=0)
-            except Exception as err:
-                if not is_fetch_error(err):
-                    raise
-                raise CheckpointError(f"cannot download DINOv3 {self.variant} weights ({type(err).__name__}); pass "
-                                      "--checkpoint FILE with a local copy of the official "
-                                      f"dinov3_{self.variant.removesuffix('-sat')}_pretrain_{w.tag}-*.pth") from None
+            vit = timm_pretrained(f"{w.timm_name}.{w.tag}", f"DINOv3 {self.variant} weights",
+                                  "pass --checkpoint FILE with a local copy of the official "
+                                  f"dinov3_{self.variant.removesuffix('-sat')}_pretrain_{w.tag}-*.pth",
+                                  img_size=self.img_size, num_classes=0)
         model = DinoV2Encoder(vit, PATCH, PixelNormalise(self.mean, self.std)).to(device).eval()
         model.requires_grad_(False)
         return model
@@ -154,7 +151,7 @@ class DinoV3EncoderSpec(EncoderSpec):
 
 @register_encoder("dinov3")
 def dinov3_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> DinoV3EncoderSpec:
-    name = model or "vits16"
+    name = model or ENCODER_MODELS["dinov3"].default
     random = name.endswith("-random")
     variant = name.removesuffix("-random")
     if variant not in VARIANTS:

@@ -32,6 +32,7 @@ from ..download import download_recorded
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
 from ..paths import user_cache_dir
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .geometry import Geometry
 from .pixels import PixelNormalise, masked_mean, token_mask
@@ -41,7 +42,7 @@ HLS_BANDS = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")
 MEAN = (1087.0, 1342.0, 1433.0, 2734.0, 1958.0, 1363.0)
 STD = (2248.0, 2179.0, 2178.0, 1850.0, 1242.0, 1049.0)
 HUB = "https://huggingface.co/ibm-nasa-geospatial/"
-NATIVE_IMG_SIZE = 224
+NATIVE_IMG_SIZE = ENCODER_MODELS["prithvi"].img_size
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def prithvi_encoder(model: str | None, checkpoint: Path | None, img_size: int | 
     """Prithvi-EO-2.0 from ``checkpoint``, or the official release ``model`` (300m, 300m-tl, 600m,
     600m-tl, 100m-tl; default 300m), downloaded once with its sha256 recorded; ``-random`` for
     random weights of a release's shape."""
-    name = model or "300m"
+    name = model or ENCODER_MODELS["prithvi"].default
     random = name.endswith("-random")
     release = name.removesuffix("-random")
     if release not in RELEASES:

@@ -36,6 +36,7 @@ from ..download import download_recorded
 from ..errors import CheckpointError, MissingExtraError, UsageError
 from ..hashing import sha256sum
 from ..paths import user_cache_dir
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .geometry import Geometry
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, token_mask
@@ -211,7 +212,7 @@ class Sam2EncoderSpec(EncoderSpec):
         if requested_model and requested_model != self.arch.variant:
             raise UsageError(f"--model {requested_model} was given but {checkpoint} holds a {self.arch.variant}; drop "
                              "--model or fix it")
-        self.geometry = Geometry(input_size(img_size, 1024, STRIDE, "sam2"), 16, resize="square", pixels="float32")
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["sam2"].img_size, STRIDE, "sam2"), 16, resize="square", pixels="float32")
         self.sha256 = sha256sum(checkpoint)
         self.pooled_dims = {"neck": 256, "trunk": self.arch.shape.embed_dim * 2 ** (len(self.arch.shape.stages) - 1)}
         self.map_channels = 256
@@ -272,7 +273,7 @@ def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
         if not checkpoint.is_file():
             raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
         return checkpoint
-    model = model or "hiera_b+"
+    model = model or ENCODER_MODELS["sam2"].default
     if model not in OFFICIAL_FILES:
         raise UsageError(f"unknown SAM 2 model '{model}'; choose one of {', '.join(OFFICIAL_FILES)} or pass "
                          "--checkpoint FILE")

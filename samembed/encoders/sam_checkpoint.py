@@ -16,6 +16,7 @@ import torch
 from ..download import download_file
 from ..errors import CheckpointError, UsageError
 from ..paths import user_cache_dir
+from ..plugins import ENCODER_MODELS
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
@@ -88,7 +89,7 @@ def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
         if not checkpoint.is_file():
             raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
         return checkpoint
-    model = model or "vit_b"
+    model = model or ENCODER_MODELS["sam"].default
     if model not in OFFICIAL:
         raise UsageError(f"unknown SAM model '{model}'; choose one of {', '.join(OFFICIAL)} or pass --checkpoint FILE")
     official = OFFICIAL[model]

@@ -21,6 +21,7 @@ from torchvision.models import VGG19_Weights, vgg19
 from ..download import is_fetch_error
 from ..errors import CheckpointError, UsageError
 from ..hashing import sha256sum
+from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, token_mask
 from .geometry import Geometry
@@ -52,7 +53,7 @@ class VggEncoderSpec(EncoderSpec):
 
     def __init__(self, weights: str, checkpoint: Path | None, img_size: int | None):
         self.weights, self.checkpoint = weights, checkpoint
-        self.geometry = Geometry(input_size(img_size, 224, 16, "vgg19"), 16)
+        self.geometry = Geometry(input_size(img_size, ENCODER_MODELS["vgg19"].img_size, 16, "vgg19"), 16)
         self.sha256 = sha256sum(checkpoint) if checkpoint is not None else None
 
     @property
@@ -104,8 +105,8 @@ class VggEncoderSpec(EncoderSpec):
 
 @register_encoder("vgg19")
 def vgg19_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> VggEncoderSpec:
-    weights = model or "imagenet"
-    if weights not in ("imagenet", "random"):
+    weights = model or ENCODER_MODELS["vgg19"].default
+    if weights not in ENCODER_MODELS["vgg19"].models:
         raise UsageError(f"--model for vgg19 is imagenet (default) or random, not '{weights}'")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise CheckpointError(f"{checkpoint} does not exist; pass a local VGG19 state dict")

@@ -171,7 +171,7 @@ class Experiment:
         if key not in self._splits:
             parts = image_ids = None
             if spec.kind == "standard":
-                dataset = get_dataset(self.group.dataset)
+                dataset = get_dataset(self.group.dataset, self.group.attrs.get("dataset_options", {}).get("source"))
                 if dataset.fixed_split is None:
                     raise UsageError(f"{self.group.dataset} publishes no standard split; use "
                                      f"{' or '.join(w for w in self._split_words() if w != '--split standard')}")

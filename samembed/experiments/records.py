@@ -4,17 +4,27 @@ running at the same time never interleave or lose a record; under the same lock 
 checks that no other process recorded the same run meanwhile, so a run id appears once.
 
 Reading never stops at a damaged line: a line that is not a run record is skipped with a warning
-that counts such lines and names them, and the records on the other lines are read."""
+that counts such lines and names them, and the records on the other lines are read. A run id is
+letters, digits, '.', '_' and '-' (it names files and is listed with spaces between ids).
+
+What the report and ``train-head`` read of a record is checked by :func:`readable_runs` (the rule
+is in docs/report.md): a record that lacks it is skipped with one counted warning; NaN or infinite
+metrics and records written by a newer samembed are read, with one warning each."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from pathlib import Path
 
-from ..errors import storage_error, warn
+from ..errors import capped, shortened, storage_error, warn
 from ..locks import file_lock
 from ..paths import DEFAULT_RUNS_DIR
+from ..version import __version__
+
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # Closes a torn last line (a writer killed mid-write) before the next record is appended. json.dumps
 # never writes a raw control character, so a line ending in this one is a torn fragment, skipped.
@@ -48,6 +58,8 @@ class RunsStore:
         for record in records:
             if not isinstance(record, dict) or not isinstance(record.get("run_id"), str) or not record["run_id"]:
                 raise ValueError("a run record must be a dict with a non-empty str 'run_id'")
+            if not RUN_ID.fullmatch(record["run_id"]):
+                raise ValueError(f"run_id {record['run_id']!r} has characters other than letters, digits, . _ -")
             lines[id(record)] = json.dumps(record, sort_keys=True, separators=(",", ":"), allow_nan=False).encode() + b"\n"
         if not records:
             return []
@@ -157,8 +169,10 @@ def _parse(data: bytes, first_line: int = 1):
             detail = f"{err.msg} at column {err.colno}" if isinstance(err, json.JSONDecodeError) else "not UTF-8"
             yield None, f"line {number} is not valid JSON ({detail})"
             continue
-        if isinstance(record, dict) and isinstance(record.get("run_id"), str) and record["run_id"]:
+        if isinstance(record, dict) and isinstance(record.get("run_id"), str) and RUN_ID.fullmatch(record["run_id"]):
             yield record, None
+        elif isinstance(record, dict) and isinstance(record.get("run_id"), str) and record["run_id"]:
+            yield None, f"line {number} has run id '{shortened(record['run_id'], 24)}' (not letters, digits, . _ -)"
         else:
             yield None, f"line {number} is not a run record"
 
@@ -169,6 +183,87 @@ def _ends_with_newline(path: Path, size: int) -> bool:
     with open(path, "rb") as f:
         f.seek(size - 1)
         return f.read(1) == b"\n"
+
+
+# What samembed reads of every run record (the report, train-head's summary): table -> key -> type.
+ENVELOPE: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "config": {"head": str, "feature": str, "split": str, "seed": int},
+    "cache": {"dataset": str, "group": str, "signature": dict},
+    "split": {"name": str, "n_train": int, "n_val": int, "n_test": int},
+    "metrics": {"evaluated_on": str},
+}
+# Metrics that are text by design; every other metric is a number, null, a list or a table.
+TEXT_METRICS = {"evaluated_on", "selection", "resolution"}
+
+
+def record_problem(record: dict) -> str | None:
+    """What a run record lacks of :data:`ENVELOPE`, or a metric that is text where a number
+    belongs; ``None`` when it can be read."""
+    for table, fields in ENVELOPE.items():
+        value = record.get(table)
+        if not isinstance(value, dict):
+            return f"no '{table}' table" if value is None else f"'{table}' is not a table"
+        for key, kind in fields.items():
+            if key not in value:
+                return f"no '{table}.{key}'"
+            if not isinstance(value[key], kind) or isinstance(value[key], bool):
+                return f"'{table}.{key}' is {_kind(value[key])}, not {_kind(kind)}"
+    text = [k for k, v in record["metrics"].items() if isinstance(v, str) and k not in TEXT_METRICS]
+    return f"metric '{text[0]}' is text, not a number" if text else None
+
+
+def _kind(value) -> str:
+    kind = value if isinstance(value, type) else type(value)
+    return {str: "text", int: "a whole number", float: "a number", dict: "a table", list: "a list",
+            bool: "true/false", type(None): "null"}.get(kind, kind.__name__)
+
+
+def unfinite_metrics(record: dict) -> list[str]:
+    """The names of the record's NaN or infinite metrics (numbers at the top of ``metrics``)."""
+    return [k for k, v in record["metrics"].items() if isinstance(v, float) and not math.isfinite(v)]
+
+
+def newer_than_this(record: dict) -> str | None:
+    """The samembed version that wrote ``record`` when its release is newer than this one's."""
+    version = record.get("versions", {}).get("samembed") if isinstance(record.get("versions"), dict) else None
+    return str(version) if isinstance(version, str) and _release(version) > _release(__version__) else None
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``0.2.0rc1`` -> (0, 2, 0): the release numbers a version starts with."""
+    match = re.match(r"\d+(?:\.\d+)*", version.strip().lstrip("vV"))
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
+
+
+def readable_runs(records: list[dict], source: str | Path) -> list[dict]:
+    """The ``records`` (of the runs store ``source``) that samembed can read, in order. A record
+    that lacks what is read of every run (:func:`record_problem`) is skipped, with one warning
+    that counts them and names a few; a record with NaN or infinite metrics, or written by a newer
+    samembed, is kept, with one warning for each kind."""
+    kept, skipped, unfinite, newer = [], [], [], {}
+    for record in records:
+        problem = record_problem(record)
+        if problem is not None:
+            skipped.append(f"run {record['run_id']}: {problem}")
+            continue
+        kept.append(record)
+        if bad := unfinite_metrics(record):
+            unfinite.append(f"{record['run_id']} ({', '.join(bad)})")
+        if version := newer_than_this(record):
+            newer.setdefault(version, []).append(record["run_id"])
+    if skipped:
+        warn(f"{source}: skipped {len(skipped)} run record(s) that cannot be read ({capped(skipped, 3, 100, sep='; ')}); "
+             f"the other {len(kept)} are read; fix or delete those lines (while a run's line is there, sweep and "
+             "train-head count the run as done)")
+    if unfinite:
+        warn(f"{source}: {len(unfinite)} run(s) hold NaN or infinite metrics, shown as empty (nan) cells: "
+             f"{capped(unfinite, 3, 100)}")
+    if newer:
+        runs = sum(map(len, newer.values()))
+        warn(f"{source}: {runs} run record(s) were written by a newer samembed ({capped(sorted(newer, key=_release))}, "
+             f"this is {__version__}); they are read as far as this version understands them: upgrade samembed "
+             "to read them whole")
+    return kept
 
 
 def warn_recorded_elsewhere(record: dict, store: RunsStore) -> None:

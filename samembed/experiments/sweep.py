@@ -10,15 +10,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..cache.reader import matching_groups
-from ..errors import UsageError
+from ..errors import UsageError, warn
 from ..paths import DEFAULT_CACHE_DIR
 from ..splits import SplitSpec
 from .base import open_experiment
-from .records import DEFAULT_RUNS_DIR
+from .records import DEFAULT_RUNS_DIR, readable_runs, record_problem
 
 
 def sweep(
-    dataset: str = "eurosat", *, encoder: str | None = None, heads: list[str] = ("linear",),
+    dataset: str | None = None, *, encoder: str | None = None, heads: list[str] = ("linear",),
     splits: list[float | str] = (0.2,), shots: list[int] | None = None, seeds: int | list[int] = 1,
     feature: str | None = None, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
     device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
@@ -26,7 +26,8 @@ def sweep(
     checkpoint: str | Path | None = None, min_steps: int | None = None,
 ) -> list[dict]:
     """Train every head on every split (validation fractions, ``standard``, or ``shots`` per class)
-    and seed from the cache of ``dataset``; append one record per run to the runs store and return
+    and seed from the cache of ``dataset`` (``None``: the cache's only dataset); append one record
+    per run to the runs store and return
     the new records. Runs already in the store are skipped. ``seeds`` is a count (0..n-1) or a list.
     ``encoder`` may name several cache groups (comma-separated names or prefixes: every composite
     of one encoder, say); each runs the same plans. On a segmentation cache the heads are decoders
@@ -51,16 +52,18 @@ def sweep(
 
 
 def train_head(
-    dataset: str = "eurosat", *, encoder: str | None = None, head: str = "linear", split: float | str | None = None,
+    dataset: str | None = None, *, encoder: str | None = None, head: str = "linear", split: float | str | None = None,
     shots: int | None = None, seed: int = 0, feature: str | None = None, epochs: int | None = None,
     lr: float | None = None, batch_size: int | None = None, device: str = "auto",
     cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
     data_dir: str | Path | None = None, download: bool = False, checkpoint: str | Path | None = None,
     min_steps: int | None = None,
 ) -> dict:
-    """Train one head on one split and seed; returns its run record (also appended to the store,
-    or the existing record when the same run is already there). Without a split, a dataset with
-    a published split (road) uses it for segmentation."""
+    """Train one head on one split and seed of the cache of ``dataset`` (``None``: the cache's
+    only dataset); returns its run record (also appended to the store).
+    When the same run is already recorded, nothing is trained: a warning says when it was
+    recorded and its record is returned (refused in one line if that record cannot be read).
+    Without a split, a dataset with a published split (road) uses it for segmentation."""
     experiment = open_experiment(dataset, encoder, cache_dir=cache_dir, runs_dir=runs_dir, device=device,
                                  data_dir=data_dir, download=download, checkpoint=checkpoint)
     if split is None and shots is None and experiment.default_split is not None:
@@ -69,4 +72,14 @@ def train_head(
         spec = SplitSpec.parse(split, shots)
     plan = experiment.plan(head, spec, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
     new = experiment.run([plan])
-    return new[0] if new else experiment.store.record(experiment.run_id(plan))
+    if new:
+        return new[0]
+    run_id, store = experiment.run_id(plan), experiment.store
+    record = store.record(run_id)
+    if (problem := record_problem(record)) is not None:
+        raise UsageError(f"run {run_id} is in {store.path} but its record cannot be read ({problem}); delete its "
+                         "line (or fix it) and run again to train it anew")
+    readable_runs([record], store.path)  # says so if its metrics are NaN or a newer samembed wrote it
+    warn(f"run {run_id} ({plan.head}, split {plan.split.name}, seed {plan.seed}) was already recorded on "
+         f"{record.get('created') or 'an unknown date'} in {store.path}; nothing was trained, its record is shown")
+    return record

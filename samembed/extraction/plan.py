@@ -92,7 +92,7 @@ def plan_extraction(
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
     stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
-    attention: str = "auto", min_data_share: float | None = None,
+    attention: str = "auto", min_data_share: float | None = None, name: str | None = None,
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -107,10 +107,16 @@ def plan_extraction(
     its two higher-resolution maps. ``attention`` picks SAM's attention kernels
     (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the kernels it was written
     with. ``min_data_share`` (0-1; default: any valid pixel) is the share of an image's pixels
-    that must hold data for it to be usable; given, it is part of the signature."""
+    that must hold data for it to be usable; given, it is part of the signature. ``name`` names the
+    dataset in the cache (its store, and ``--dataset`` of later commands;
+    :func:`~samembed.datasets.registry.load_dataset`), so that several of one kind (``folder``) sit
+    side by side."""
     min_data_share = check_min_data_share(min_data_share)
-    index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
-                                                                            **(dataset_options or {}))
+    if isinstance(dataset, DatasetIndex):
+        index = dataset
+    else:
+        index = load_dataset(name or dataset, data_dir, download, source=dataset if name else None,
+                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
     segmentation = index.task == "segmentation"
     maps = prompt_maps(spec, grid) if prompt_features else {}

@@ -11,7 +11,7 @@ import pandas as pd
 from ..version import __version__
 from ..atomic import write_whole
 from ..errors import SamembedError, UsageError, storage_error, warn
-from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run
+from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run, readable_runs
 from ..datasets import load_dataset
 from ..datasets.masks import read_mask
 from .markdown import report_markdown, summary_markdown
@@ -46,7 +46,7 @@ def write_report(
     from . import figures  # matplotlib: loaded only when a report is drawn, not by every command
 
     store = RunsStore(runs_dir)
-    records, duplicates = first_of_each_run(store.records())
+    records, duplicates = first_of_each_run(readable_runs(store.records(), store.path))
     if duplicates:
         warn(f"{store.path} holds {duplicates} later record(s) of runs recorded before; the report counts the "
              "first record of each run once")

@@ -45,7 +45,8 @@ class SegmentationExperiment(Experiment):
 
     @property
     def default_split(self) -> SplitSpec | None:
-        return SplitSpec("standard") if get_dataset(self.group.dataset).fixed_split is not None else None
+        source = self.group.attrs.get("dataset_options", {}).get("source")  # a named dataset's kind
+        return SplitSpec("standard") if get_dataset(self.group.dataset, source).fixed_split is not None else None
 
     def checkpoint(self) -> Path | None:
         """The SAM checkpoint the cache was extracted with (``--checkpoint``, else where extraction
