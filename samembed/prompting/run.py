@@ -48,7 +48,7 @@ def prompt(
     dataset: str, *, encoder: str | None = None, image: str | None = None, points: list[str] = (),
     boxes: list[str] = (), prompts_file: str | Path | None = None, in_map: bool = False, multimask: bool = True,
     out: str | Path | None = None, cache_dir: str | Path = DEFAULT_CACHE_DIR, checkpoint: str | Path | None = None,
-    device: str = "cpu",
+    device: str = "cpu", overlay: bool = False,
 ) -> list[PromptResult]:
     """Answer prompts on cached images with SAM's (or, on a SAM 2 cache made with
     ``prompt_features``, SAM 2's) prompt encoder and mask decoder.
@@ -59,7 +59,11 @@ def prompt(
     or with ``in_map`` (and GeoJSON) a scene's map coordinates: each prompt goes to the chip that
     holds its first point (or its box's centre). Every prompt is checked before any is answered;
     with ``out`` each mask is written as a PNG, and for chips of a georeferenced scene also as a
-    GeoTIFF on the scene's grid and GeoJSON polygons in map coordinates."""
+    GeoTIFF on the scene's grid and GeoJSON polygons in map coordinates. With ``overlay`` (and
+    ``out``) each image also gets a sheet of its prompts and masks drawn over it
+    (:mod:`samembed.prompting.overlay`)."""
+    if overlay and out is None:
+        raise UsageError("the overlay is a file: give the folder to write it to (--out)")
     if prompts_file is not None:
         if points or boxes:
             raise UsageError("give prompts either on the command line (--point, --box) or in --prompts, not both")
@@ -79,6 +83,10 @@ def prompt(
             results[k] = PromptResult(predictor.image_ids[i], i, answer)
     if out is not None:
         _write(results, Path(out), predictor)
+        if overlay:
+            from .overlay import write_overlays  # matplotlib: loaded only when a sheet is drawn
+
+            write_overlays(results, Path(out), predictor)
     return results
 
 
