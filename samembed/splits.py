@@ -173,7 +173,8 @@ def make_split(spec: SplitSpec, seed: int, labels: np.ndarray, usable: np.ndarra
 
 def _make(spec, seed, labels, usable, class_names, fixed_parts, image_ids) -> Split:
     if not usable.any():
-        raise UsageError("the cache holds no usable image (every one was skipped as unreadable)")
+        raise UsageError("the cache holds no usable image (every one was skipped as unreadable or holds no data; "
+                         "`samembed info` counts them)")
     if spec.kind == "val":
         return stratified_split(labels, spec.value, seed, usable, class_names)
     if spec.kind == "shots":

@@ -15,9 +15,12 @@ from .reader import CacheGroup
 
 def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) -> Path:
     """Write every array of ``group`` to the HDF5 file ``out`` (gzip-compressed, the same
-    names and shapes), attributes as JSON strings. Refuses an incomplete group. Written to a
-    temporary file first, so ``out`` is never half-written."""
+    names and shapes), attributes as JSON strings, and ``usable`` (N,) bool: the images to use
+    (:meth:`CacheGroup.usable`: not skipped, not blank; every array keeps all N rows, aligned).
+    Refuses an incomplete group. Written to a temporary file first, so ``out`` is never
+    half-written."""
     group.require_complete()
+    usable = group.usable()
     out = Path(out)
     if out.is_dir():
         raise UsageError(f"--out {out} is a folder; give the HDF5 file to write, e.g. {out / (group.name + '.h5')}")
@@ -31,6 +34,7 @@ def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) 
             for key, value in group.attrs.items():
                 f.attrs[key] = json.dumps(value)
             f.attrs["group"] = group.name
+            f.create_dataset("usable", data=usable)
             for name, array in group.arrays.items():
                 if array.dtype.kind in "OTU" or name == "image_ids":
                     f.create_dataset(name, data=np.asarray(array[:], dtype=object), dtype=h5py.string_dtype())

@@ -13,6 +13,7 @@ from ..errors import CacheError, SamembedError, UsageError
 from .layout import DONE_PER_IMAGE, images_done
 from .location import CacheLocation, cache_location
 from .store import FORMAT, child_names, damage, extraction_runs
+from .usable import NO_DATA, blank_at_read, blank_images, is_no_data
 
 
 @dataclass
@@ -101,13 +102,32 @@ class CacheGroup:
 
     @property
     def skipped(self) -> list[dict]:
-        """``{index, image_id, error}`` of every image skipped as unreadable (``--skip-bad``)."""
+        """``{index, image_id, error}`` of every image skipped as unreadable (``--skip-bad``);
+        blank images (:meth:`blank`) are not among them."""
         if self.attrs.get("done_unit") == DONE_PER_IMAGE:
             errors = self.read("error")
-            bad = np.flatnonzero((errors != "") & ~self.read("ok") & self.images_done())
+            bad = np.flatnonzero((errors != "") & ~is_no_data(errors) & ~self.read("ok") & self.images_done())
             ids = self.read("image_ids")
             return [{"index": int(i), "image_id": str(ids[i]), "error": str(errors[i])} for i in bad]
-        return list(self.attrs.get("skipped", []))  # groups made before the error array
+        return [entry for entry in self.attrs.get("skipped", [])  # groups made before the error array
+                if not str(entry.get("error", "")).startswith(NO_DATA)]
+
+    def blank(self) -> np.ndarray:
+        """(N,) bool: the stored images that hold no data (no valid pixel, or under the group's
+        ``--min-data-share``); in groups written before they were flagged at extraction, found
+        from ``data_share`` (:mod:`samembed.cache.usable`)."""
+        return blank_images(self.attrs, self.read, self.images_done())
+
+    @property
+    def blank_at_read(self) -> bool:
+        """Whether :meth:`blank` finds blank images at read time (a group written before they were
+        flagged at extraction) rather than reading the flags."""
+        return blank_at_read(self.attrs)
+
+    def usable(self) -> np.ndarray:
+        """(N,) bool: the images that training, evaluation and export use: stored, readable
+        (``ok``) and not blank. Every consumer of embeddings selects images with it."""
+        return self.read("ok") & ~self.blank()
 
     def checkpoint(self, override: str | Path | None = None) -> Path | None:
         """The checkpoint this group was extracted with: ``override`` if given, else where the

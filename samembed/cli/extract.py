@@ -36,6 +36,7 @@ def extract_command(
     stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
     chip_size: Optional[int] = typer.Option(None, "--chip-size", help="scene: chip side in pixels (default 512)."),
     chip_overlap: Optional[int] = typer.Option(None, "--chip-overlap", help="scene: pixels shared by neighbouring chips (default 0)."),
+    min_data_share: Optional[float] = typer.Option(None, "--min-data-share", help="Rasters: the share of an image's (a chip's) pixels that must hold data, 0-1 (default: any valid pixel); an image under it, or without data, is stored unusable (ok = false) and left out of training and evaluation (docs/rasters.md)."),
     prompt_features: bool = typer.Option(False, "--prompt-features", help="Store what the encoder's own mask decoder reads to answer prompts (samembed prompt, zero-shot heads): the whole map and, for sam2, its two higher-resolution maps (4 x the cache; docs/prompts.md)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ):
@@ -54,7 +55,7 @@ def extract_command(
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
         chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
-        attention=attention,
+        attention=attention, min_data_share=min_data_share,
     )
     if result.rank != 0:  # rank 0 speaks for a distributed run
         return
@@ -65,6 +66,8 @@ def extract_command(
     line = f"{where}: encoded {result.encoded} images in {result.seconds:.1f} s ({result.images_per_second:.1f} img/s)"
     if result.world_size > 1:
         line += f" by {result.world_size} processes"
+    if result.blank:
+        line += f", {result.blank} blank (no data; stored unusable, ok = false)"
     if result.skipped:
         line += f", skipped {result.skipped} unreadable images (their errors are in the group's 'error' array)"
     typer.echo(line)

@@ -28,7 +28,7 @@ def describe_cache(cache_dir: str | Path) -> str:
         mib = g.nbytes_stored() / 2**20
         lines.append(f"{g.store_name}/{g.name}  [{state}]")
         lines.append(f"  dataset {sig['dataset']}: {g.num_images} images, {len(g.class_names)} classes, "
-                     f"{len(g.skipped)} skipped")
+                     f"{int(g.blank().sum())} blank (no data), {len(g.skipped)} skipped (unreadable)")
         enc = sig["encoder"]
         weights = f"sha256 {enc['checkpoint_sha256'][:12]}" if enc.get("checkpoint_sha256") else enc.get("weights", "")
         lines.append(f"  encoder {enc['encoder']} {enc.get('variant', '')}  {weights}  input {enc['img_size']}  "

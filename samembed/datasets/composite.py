@@ -11,8 +11,9 @@ named, so that several composites of one dataset sit side by side in the cache a
   0..15 unless ``db:LOW,HIGH``), ``none`` (8-bit bands as they are). Values outside the range
   saturate at 0 or 255: a declared rule, recorded in the cache's signature.
 
-Pixels that hold no data (the file's nodata value, NaN, infinity, a ratio over zero) are 0 in the
-composite and left out of the encoder's pooled vectors, like padding."""
+Pixels that hold no data (the file's nodata value, NaN, infinity, a ratio over zero, or 0 in the
+raster's per-dataset mask band) are 0 in the composite and left out of the encoder's pooled
+vectors, like padding."""
 
 from __future__ import annotations
 

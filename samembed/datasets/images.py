@@ -22,18 +22,20 @@ from ..errors import CorruptImageError, ImageFormatError
 @dataclass
 class Pixels:
     """An image's pixels as stored: ``values`` (H, W, C) in the file's dtype, the file's nodata
-    value of each band (``None``: none declared), and whether the last band is alpha by the
-    format's definition (a PNG's, say)."""
+    value of each band (``None``: none declared), whether the last band is alpha by the
+    format's definition (a PNG's, say), and the raster's per-dataset ``mask`` ((H, W) bool, true
+    where GDAL's mask band says the pixel holds data; ``None`` when the file has none)."""
 
     values: np.ndarray
     nodata: tuple[float | None, ...] = ()
     alpha: bool = False
+    mask: np.ndarray | None = None
 
     def valid(self, bands: tuple[int, ...] | None = None) -> np.ndarray:
         """(H, W) bool: the pixels where every band of ``bands`` (default: all) holds data: not
-        its nodata value, and finite."""
+        its nodata value, finite, and not masked by the raster's per-dataset mask band."""
         bands = tuple(range(self.values.shape[-1])) if bands is None else bands
-        ok = np.ones(self.values.shape[:2], bool)
+        ok = np.ones(self.values.shape[:2], bool) if self.mask is None else self.mask.copy()
         for b in bands:
             band = self.values[..., b]
             if band.dtype.kind == "f":
@@ -75,9 +77,19 @@ def _pil_reads_it_faithfully(img: Image.Image) -> bool:
     return img.mode not in ("RGBA", "LA", "PA", "RGBa", "La") or img.format in _ALPHA_FORMATS
 
 
+def _has_dataset_mask(src) -> bool:
+    """Whether the open rasterio dataset ``src`` has a per-dataset mask band (GDAL's
+    ``GMF_PER_DATASET``: an internal mask, or a ``.msk`` file beside it). An alpha band, which
+    GDAL also flags so, stays a band as before: it is chosen or refused like any other."""
+    from rasterio.enums import MaskFlags
+
+    return any(MaskFlags.per_dataset in flags and MaskFlags.alpha not in flags for flags in src.mask_flag_enums)
+
+
 def read_raster(path: str | Path, window: tuple[int, int, int, int] | None = None) -> Pixels:
     """Every band of ``path`` as it is stored (rasterio), all of it or the ``window``
-    (col_off, row_off, width, height), with the file's nodata values."""
+    (col_off, row_off, width, height), with the file's nodata values and its per-dataset mask
+    band, if it has one (0 in the mask: no data, like a nodata value)."""
     import warnings
 
     import rasterio
@@ -88,21 +100,50 @@ def read_raster(path: str | Path, window: tuple[int, int, int, int] | None = Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as src:
-                values = src.read(window=Window(*window) if window is not None else None)
-                return Pixels(np.moveaxis(values, 0, -1), tuple(src.nodatavals))
+                region = Window(*window) if window is not None else None
+                values = src.read(window=region)
+                mask = src.read_masks(1, window=region) > 0 if _has_dataset_mask(src) else None
+                return Pixels(np.moveaxis(values, 0, -1), tuple(src.nodatavals), mask=mask)
     except (RasterioError, OSError, ValueError) as err:
         raise _corrupt(path, err) from None
+
+
+def _tiff_has_mask_band(img: Image.Image, path: str | Path) -> bool:
+    """Whether a TIFF that PIL would decode has a per-dataset mask band, which PIL ignores: a
+    ``.msk`` file beside it, or a second image in the file (GDAL writes its mask as one, which
+    PIL cannot even parse) that GDAL reads as the mask. ``img`` is left at its first image."""
+    if not Path(f"{path}.msk").exists():
+        try:
+            frames = img.n_frames
+        except Exception:  # an image PIL cannot parse, such as GDAL's 1-bit mask
+            frames = 2
+        img.seek(0)
+        if frames < 2:
+            return False
+    import warnings
+
+    import rasterio
+    from rasterio.errors import NotGeoreferencedWarning, RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as src:
+                return _has_dataset_mask(src)
+    except (RasterioError, OSError, ValueError):
+        return False  # not for GDAL: PIL's reading stands
 
 
 def read_pixels(path: str | Path, window: tuple[int, int, int, int] | None = None) -> Pixels:
     """The pixels of ``path`` with their own dtype and band count: PIL for 8-bit pictures
     (palette, CMYK, YCbCr and 1-bit images as 8-bit RGB or gray; a PNG-style alpha channel is
-    kept as the last band), rasterio for everything else and for a ``window`` of a raster."""
+    kept as the last band), rasterio for everything else, for a ``window`` of a raster and for
+    a TIFF with a mask band (:func:`read_raster`)."""
     if window is not None:
         return read_raster(path, window)
     try:
         with Image.open(path) as img:
-            if _pil_reads_it_faithfully(img):
+            if _pil_reads_it_faithfully(img) and not (img.format == "TIFF" and _tiff_has_mask_band(img, path)):
                 img.load()  # decode now: a truncated file fails here, not later
                 if img.mode in ("P", "PA"):
                     img = img.convert("RGBA" if img.mode == "PA" or "transparency" in img.info else "RGB")

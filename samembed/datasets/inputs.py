@@ -35,7 +35,7 @@ class InputReader:
         if self.composite is not None:
             return self.composite.apply(pixels, self.index.path(i))
         rgb = as_rgb(pixels, self.index.path(i))
-        if not any(v is not None for v in pixels.nodata):
+        if not any(v is not None for v in pixels.nodata) and pixels.mask is None:
             return rgb, None
         valid = pixels.valid(tuple(range(min(3, pixels.values.shape[-1]))))
         if valid.all():

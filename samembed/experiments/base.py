@@ -88,15 +88,19 @@ class ExperimentOptions:
     memory_budget: int | None = None  # bytes of embeddings held in memory (default: half the RAM)
 
 
-def run_id_of(group: CacheGroup, plan: RunPlan, usable: np.ndarray) -> str:
+def run_id_of(group: CacheGroup, plan: RunPlan, usable: np.ndarray, blank: np.ndarray | None = None) -> str:
     """A run's id: its plan and what it trained on. Heads on embeddings depend on the cache
     group's signature; heads trained from scratch on raw images only on the dataset's files, so
-    the same baseline run is found whichever cache group it was started from."""
+    the same baseline run is found whichever cache group it was started from. ``blank``: the
+    images left out as blank (no data); where there are some, they are part of the id, since
+    samembed before them trained on them under the same signature; elsewhere ids are as they were."""
     if plan.feature == "images":  # also what the cache decides for them: usable images, mask targets
         return short_hash({"dataset_fingerprint": group.signature["dataset_fingerprint"],
                            "usable": short_hash(usable.tolist()),
                            "mask_size": group.signature.get("mask_size"), **plan_dict(plan)})
-    return short_hash({"cache": short_hash(group.signature), "group": group.name, **plan_dict(plan)})
+    left_out = {} if blank is None or not blank.any() else {
+        "blank_left_out": short_hash(np.flatnonzero(blank).tolist())}
+    return short_hash({"cache": short_hash(group.signature), "group": group.name, **left_out, **plan_dict(plan)})
 
 
 class Experiment:
@@ -112,7 +116,12 @@ class Experiment:
         self.store = RunsStore(options.runs_dir)
         self.device = resolve_device(options.device)
         self.labels = group.read("labels").astype(np.int64)
-        self.usable = group.read("ok")
+        blank = group.blank()  # no data: left out like unreadable images
+        self.usable = group.read("ok") & ~blank
+        self.blank = blank
+        if group.blank_at_read and blank.any():  # stored as ok before: say why they are left out
+            warn(f"{int(blank.sum())} image(s) of {group.where} hold no data (every cell of their data_share is 0; "
+                 "the group was written before such images were flagged): left out of training and evaluation")
         self.class_names = group.class_names
         self._splits: dict[tuple[str, int], Split] = {}
         self._pooled: dict = {}
@@ -153,7 +162,7 @@ class Experiment:
         return None
 
     def run_id(self, plan: RunPlan) -> str:
-        return run_id_of(self.group, plan, self.usable)
+        return run_id_of(self.group, plan, self.usable, self.blank)
 
     # -- data, read once ----------------------------------------------------------------------
 

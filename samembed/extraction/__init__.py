@@ -25,7 +25,7 @@ def extract(
     progress: bool = True, resize_on_device: bool | None = None, compile: bool = False, overwrite: bool = False,
     bands: str | None = None, stretch: str | None = None, chip_size: int | None = None, chip_overlap: int | None = None,
     prompt_features: bool = False,
-    attention: str = "auto",
+    attention: str = "auto", min_data_share: float | None = None,
 ) -> ExtractResult:
     """Encode every image of ``dataset`` not yet in the cache and store its embeddings.
 
@@ -47,7 +47,11 @@ def extract(
     whole feature map and, for SAM 2, its two higher-resolution maps (docs/prompts.md).
     ``attention`` picks SAM's attention kernels, ``GLOBAL[,WINDOWED]`` of ``auto``, ``sdpa``,
     ``flex`` (:mod:`samembed.encoders.attention`); recorded in the signature only where the numbers
-    can differ from SDPA's (FlexAttention below float32).
+    can differ from SDPA's (FlexAttention below float32). ``min_data_share`` (0-1; default: any
+    valid pixel) is the share of an image's pixels that must hold data (not nodata, NaN or masked);
+    an image under it, or with none, is blank: stored with ``ok = False``, zeros and a ``no data:
+    ...`` error, counted in ``ExtractResult.blank`` and left out of training, evaluation and
+    export (``CacheGroup.usable``). Given, it is part of the signature.
 
     ``cache_dir`` is a folder or an object-store URL (``s3://bucket/prefix``, any fsspec URL).
     In a process launched by ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set), every process
@@ -57,7 +61,7 @@ def extract(
                    checkpoint=checkpoint, img_size=img_size, grid=grid, device=device, cache_dir=cache_dir,
                    shard_images=shard_images, resize_on_device=resize_on_device, bands=bands, stretch=stretch,
                    dataset_options={"chip_size": chip_size, "chip_overlap": chip_overlap},
-                   prompt_features=prompt_features, attention=attention)
+                   prompt_features=prompt_features, attention=attention, min_data_share=min_data_share)
     check_runtime_options(batch_size, workers)
     ranks = ranks_from_environment()
     if ranks is not None:

@@ -176,13 +176,15 @@ def extract_distributed(
                                log={"rank": ranks.rank, "world_size": ranks.world_size, "shards": shards})
         # 4. The run ends when every rank has finished.
         part = {"rank": ranks.rank, "host": socket.gethostname(), "device": device, "shards": len(shards),
-                "encoded": result.encoded, "skipped": result.skipped, "seconds": round(result.seconds, 3)}
+                "encoded": result.encoded, "skipped": result.skipped, "blank": result.blank,
+                "seconds": round(result.seconds, 3)}
         parts: list = [None] * ranks.world_size
         dist.all_gather_object(parts, part, group=control)
     result.world_size, result.rank = ranks.world_size, ranks.rank
     if ranks.rank == 0:
         result.ranks = parts
         result.encoded, result.skipped = sum(p["encoded"] for p in parts), sum(p["skipped"] for p in parts)
+        result.blank = sum(p["blank"] for p in parts)
         result.seconds = max(p["seconds"] for p in parts)
     return result
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..cache.layout import DONE_PER_IMAGE, images_done, plan_arrays, shard_slice
 from ..cache.store import record_run
+from ..cache.usable import NO_DATA
 from ..cache.writer import ShardWriter
 from ..datasets import DatasetIndex
 from ..devices import compute_dtype
@@ -37,15 +38,17 @@ class ExtractResult:
     store: Path | str  # the dataset's store: a Path in a local folder, a URL on object storage
     group: str
     num_images: int  # in the dataset
-    encoded: int  # by this call (0 when the cache was already complete)
+    encoded: int  # by this call (0 when the cache was already complete), blank ones included
     skipped: int  # bad images skipped by this call
     seconds: float  # wall time of this call's encoding loop
     world_size: int = 1  # processes of a distributed run (torchrun)
     rank: int = 0  # this process's rank; rank 0 holds the whole run's figures
-    ranks: list[dict] = field(default_factory=list)  # distributed: {rank, host, shards, encoded, skipped, seconds}
+    # distributed: {rank, host, shards, encoded, skipped, blank, seconds} of every rank
+    ranks: list[dict] = field(default_factory=list)
+    blank: int = 0  # of the encoded images, those without data (or under --min-data-share): stored unusable
 
     @property
-    def images_per_second(self) -> float:
+    def images_per_second(self) -> float:  # blank images included: the encoder ran on them
         return self.encoded / self.seconds if self.seconds > 0 else 0.0
 
 
@@ -65,7 +68,9 @@ def encode_shards(
     ``skip_bad``; an interrupt (Ctrl-C, SIGTERM) stores what was encoded and raises
     :class:`Interrupted` saying how much is stored. ``log`` adds fields to this run's log entry;
     ``check`` is called before each write (a lease on object storage that must still be held).
-    Writers that run at once must be given disjoint ``shards`` (a distributed run, :mod:`.distributed`)."""
+    Writers that run at once must be given disjoint ``shards`` (a distributed run, :mod:`.distributed`).
+    Blank images (no pixel holds data, or under ``plan.min_data_share``) are stored unusable:
+    ``ok`` false, zeros, their ``no data: ...`` error (:mod:`samembed.cache.usable`)."""
     check_runtime_options(batch_size, workers)
     device = torch.device(plan.device)
     batch_size = (16 if device.type == "cuda" else 4) if batch_size is None else batch_size
@@ -103,7 +108,7 @@ def _encode(
     dtype = compute_dtype(device)
     loader = image_loader(InputReader(index, plan.composite), indices, spec.geometry, batch_size=batch_size,
                           workers=workers, pin_memory=device.type == "cuda", mask_size=mask_size,
-                          raw=plan.resize_on_device)
+                          raw=plan.resize_on_device, min_data_share=plan.min_data_share)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     writer = ShardWriter(group, specs, shard_images, indices, done_per_image, check=check)
     legacy_skipped: list[dict] = []  # groups made before the 'error' array list skipped images in an attribute
@@ -125,8 +130,9 @@ def _encode(
                     rows.pop("error")
                     legacy_skipped.extend(skipped)
                 writer.submit(flight.ids.numpy(), rows)
-                result.encoded += len(flight.ids) - len(skipped)
-                result.skipped += len(skipped)
+                result.encoded += len(flight.ids) - len(flight.bad)
+                result.skipped += len(flight.bad)
+                result.blank += len(flight.blank)
                 bar.update(len(flight.ids))
 
             for batch in batches:
@@ -159,7 +165,8 @@ def _encode(
         group.attrs["skipped"] = list(group.attrs.get("skipped", [])) + legacy_skipped
     record_run(group, {
         "started": started, "seconds": round(result.seconds, 3), "encoded": result.encoded,
-        "stored": writer.stored, "skipped": result.skipped, "device": _device_name(device), "batch_size": batch_size,
+        "stored": writer.stored, "skipped": result.skipped, "blank": result.blank, "device": _device_name(device),
+        "batch_size": batch_size,
         "workers": workers, "images_per_second": round(result.images_per_second, 3), "host": socket.gethostname(),
         "pid": os.getpid(), **({"attention": str(spec.attention)} if hasattr(spec, "attention") else {}), **log,
         **({"interrupted": True} if interrupted else {}),
@@ -181,7 +188,8 @@ class _InFlight:
     masks: torch.Tensor
     outputs: dict[str, torch.Tensor]
     ready: torch.cuda.Event | None
-    bad: list[int]
+    bad: list[int]  # unreadable, skipped
+    blank: list[int]  # no data: encoded, stored unusable
 
 
 class _HostBuffers:
@@ -207,7 +215,8 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
     (on CUDA), so the caller can store the previous batch meanwhile."""
     ids, images, valid_hw, orig_hw, errors, masks, data = batch
     data = None if data is None or not data.numel() else data.to(dev, non_blocking=True).bool()
-    bad = [j for j, e in enumerate(errors) if e]
+    blank = [j for j, e in enumerate(errors) if e.startswith(NO_DATA)]
+    bad = [j for j, e in enumerate(errors) if e and not e.startswith(NO_DATA)]
     fatal = [errors[j].removeprefix(FATAL) for j in bad if errors[j].startswith(FATAL)]
     if fatal:
         raise ImageFormatError(fatal[0])
@@ -228,11 +237,13 @@ def _launch(model, batch, dev: torch.device, dtype: torch.dtype, grid: int, skip
         host.flip()
         event = torch.cuda.Event()
         event.record()
-    return _InFlight(ids, valid_hw, orig_hw, list(errors), masks, outputs, event, bad)
+    return _InFlight(ids, valid_hw, orig_hw, list(errors), masks, outputs, event, bad, blank)
 
 
 def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Wait for a launched batch; returns the rows to store and the skipped images."""
+    """Wait for a launched batch; returns the rows to store and the images stored unusable
+    (skipped as unreadable, or blank). A blank image keeps its ``data_share``; every embedding of
+    an unusable image is zeros."""
     if flight.ready is not None:
         flight.ready.synchronize()
     rows = {name: v.cpu().numpy().copy() for name, v in flight.outputs.items()}
@@ -240,15 +251,16 @@ def _collect(flight: _InFlight, index: DatasetIndex) -> tuple[dict[str, np.ndarr
         if v.dtype == np.float16:
             _checked_float16(v, name)
     ok = np.ones(len(flight.ids), dtype=bool)
-    ok[flight.bad] = False
+    unusable = flight.bad + flight.blank
+    ok[unusable] = False
     for name in flight.outputs:
-        rows[name][flight.bad] = 0
+        rows[name][flight.bad if name == "data_share" else unusable] = 0
     rows.update(ok=ok, valid_hw=flight.valid_hw.numpy().astype(np.int32), orig_hw=flight.orig_hw.numpy().astype(np.int32),
                 error=np.asarray(flight.errors, dtype=object))
     if flight.masks.numel():
         rows["mask"] = flight.masks.numpy()
     skipped = [{"index": int(flight.ids[j]), "image_id": index.image_ids[int(flight.ids[j])], "error": flight.errors[j]}
-               for j in flight.bad]
+               for j in unusable]
     return rows, skipped
 
 

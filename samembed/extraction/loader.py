@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, default_collate
 
+from ..cache.usable import no_data_error
 from ..datasets.inputs import InputReader
 from ..encoders.geometry import Geometry
 from ..errors import CorruptImageError, ImageFormatError
@@ -27,10 +28,12 @@ class ImageFiles(Dataset):
     decoded image at its own size, to be resized on the device. A file that cannot be decoded gives
     zeros and its one-line error; a file that decodes to pixels the encoder cannot take as they are
     (16-bit without a stretch, ...) gives its error prefixed with :data:`FATAL` (workers never
-    raise: the main process decides whether to stop or skip)."""
+    raise: the main process decides whether to stop or skip). An image with no pixel that holds
+    data, or under ``min_data_share`` of them, is given as it is with its ``no data: ...`` error
+    (:func:`~samembed.cache.usable.no_data_error`): it is stored unusable."""
 
     def __init__(self, reader: InputReader, indices: np.ndarray, geometry: Geometry, mask_size: int | None = None,
-                 raw: bool = False):
+                 raw: bool = False, min_data_share: float | None = None):
         self.reader = reader
         self.index = reader.index
         self.indices = np.asarray(indices, dtype=np.int64)
@@ -38,6 +41,7 @@ class ImageFiles(Dataset):
         self.mask_size = mask_size if self.index.mask_ids is not None else None
         self.raw = raw  # send the decoded image itself; it is resized on the device (resize_on_device)
         self.with_data = reader.may_lack_data
+        self.min_data_share = min_data_share
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -46,6 +50,7 @@ class ImageFiles(Dataset):
         i = int(self.indices[j])
         try:
             rgb, data = self.reader(i)
+            blank = no_data_error(1.0 if data is None else float(data.mean()), self.min_data_share)
             if data is None and self.with_data:
                 data = np.ones(rgb.shape[:2], bool)
             if self.raw:
@@ -63,7 +68,7 @@ class ImageFiles(Dataset):
                     raise CorruptImageError(f"mask {self.index.mask_path(i)} is {truth.shape[1]} x {truth.shape[0]} but "
                                             f"its image is {rgb.shape[1]} x {rgb.shape[0]}; fix or remove the pair")
                 mask = self.geometry.mask_targets(truth, self.mask_size)
-            return i, image, torch.tensor(valid), torch.tensor(rgb.shape[:2]), "", mask, data_t
+            return i, image, torch.tensor(valid), torch.tensor(rgb.shape[:2]), blank, mask, data_t
         except (CorruptImageError, ImageFormatError) as err:
             side = 1 if self.raw else self.geometry.img_size
             blank = self.geometry.blank(side)
@@ -129,12 +134,12 @@ def collate_images(items):
 
 def image_loader(
     reader: InputReader, indices: np.ndarray, geometry: Geometry, *, batch_size: int, workers: int, pin_memory: bool,
-    mask_size: int | None = None, raw: bool = False,
+    mask_size: int | None = None, raw: bool = False, min_data_share: float | None = None,
 ) -> DataLoader:
     """Batches in index order (the shard writer relies on it). With ``raw`` the images are the
     decoded files (a (B, 3, H, W) tensor, or a list when sizes differ) for :func:`resize_on_device`."""
     return DataLoader(
-        ImageFiles(reader, indices, geometry, mask_size, raw), batch_size=batch_size, shuffle=False,
+        ImageFiles(reader, indices, geometry, mask_size, raw, min_data_share), batch_size=batch_size, shuffle=False,
         collate_fn=collate_images,
         num_workers=workers, pin_memory=pin_memory, persistent_workers=False,
         prefetch_factor=4 if workers > 0 else None, worker_init_fn=_init_worker if workers > 0 else None,

@@ -11,10 +11,11 @@ import numpy as np
 import torch
 import zarr
 
-from ..cache.layout import default_shard_images
+from ..cache.layout import default_shard_images, images_done
 from ..cache.signature import make_signature
 from ..cache.location import CacheLocation, cache_location
 from ..cache.store import group_name, open_group_for_writing, stored_signature
+from ..cache.usable import RULE_ATTR, blank_rule, check_min_data_share
 from ..datasets import DatasetIndex, load_dataset
 from ..datasets.bands import BandStack, band_stack
 from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sample_images, stretch_from_signature,
@@ -50,6 +51,8 @@ class ExtractionPlan:
     # --prompt-features: maps besides the whole map that the encoder's own mask decoder reads,
     # name -> (channels, side) (SAM 2's two high-resolution maps; empty for SAM, and without the option)
     prompt_maps: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # images with a smaller share of pixels holding data are stored unusable (None: any valid pixel)
+    min_data_share: float | None = None
 
     @property
     def group_name(self) -> str:
@@ -66,9 +69,11 @@ class ExtractionPlan:
     def open_group(self, overwrite: bool = False) -> zarr.Group:
         """The second stage: the plan's group, created with every array or checked against the
         signature (:func:`~samembed.cache.store.open_group_for_writing`). Call under the store's
-        writer lock."""
+        writer lock. A group that stores no image yet records that its blank images are flagged
+        at extraction (:data:`~samembed.cache.usable.RULE_ATTR`); one begun before keeps
+        finding them at read time."""
         index, spec = self.index, self.spec
-        return open_group_for_writing(
+        group = open_group_for_writing(
             self.cache_dir, index.name, self.group_name, self.signature, class_names=index.class_names,
             image_ids=index.image_ids, labels=index.labels, pooled_dims=spec.pooled_dims,
             map_channels=spec.map_channels, grid=self.grid, shard_images=self.shard_images, mask_size=self.mask_size,
@@ -76,6 +81,9 @@ class ExtractionPlan:
             data_share=InputReader(index, self.composite).may_lack_data, chips=index.chips,
             prompt_maps=self.prompt_maps,
         )
+        if RULE_ATTR not in group.attrs and not images_done(group["done"][:], dict(group.attrs)).any():
+            group.attrs[RULE_ATTR] = blank_rule(self.min_data_share)
+        return group
 
 
 def plan_extraction(
@@ -84,7 +92,7 @@ def plan_extraction(
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
     stretch: str | None = None, dataset_options: dict | None = None, prompt_features: bool = False,
-    attention: str = "auto",
+    attention: str = "auto", min_data_share: float | None = None,
 ) -> ExtractionPlan:
     """Resolve the dataset, the encoder (without loading its weights), the grid and the signature.
     ``grid`` defaults to 16 (or the map side, if smaller) for classification and to the whole map
@@ -98,7 +106,9 @@ def plan_extraction(
     what the encoder's own prompt decoder reads (:func:`prompt_maps`): the whole map, and for SAM 2
     its two higher-resolution maps. ``attention`` picks SAM's attention kernels
     (:mod:`samembed.encoders.attention`); ``auto`` resumes a group with the kernels it was written
-    with."""
+    with. ``min_data_share`` (0-1; default: any valid pixel) is the share of an image's pixels
+    that must hold data for it to be usable; given, it is part of the signature."""
+    min_data_share = check_min_data_share(min_data_share)
     index = dataset if isinstance(dataset, DatasetIndex) else load_dataset(dataset, data_dir, download,
                                                                             **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
@@ -124,6 +134,8 @@ def plan_extraction(
     if maps:  # other arrays stored: another signature, so a group never mixes the two layouts
         signature["prompt_maps"] = {name: {"channels": c, "side": side, "dtype": "float16"}
                                     for name, (c, side) in maps.items()}
+    if min_data_share is not None:  # only when given: groups made without it keep their signatures
+        signature["min_data_share"] = min_data_share
     if isinstance(composite, BandStack):
         signature["bands"] = composite.signature()
     elif composite is not None:
@@ -141,6 +153,7 @@ def plan_extraction(
         index=index, spec=spec, device=str(dev), grid=grid, mask_size=mask_size,
         shard_images=shard_images or default_shard_images(spec.map_channels, grid, maps), resize_on_device=on_device,
         signature=signature, attrs=attrs, cache_dir=location, composite=composite, prompt_maps=maps,
+        min_data_share=min_data_share,
     )
 
 
