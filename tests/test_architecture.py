@@ -212,16 +212,25 @@ def test_a_cache_and_runs_store_of_the_previous_release_open_and_resume_with_the
 
 
 # Columns the report gained after release 0.1.0 (issue 16): the bootstrap interval over the
-# evaluated images and the batch the runs trained with. Every column the release wrote is still
-# written with the same values, except the seed intervals, now cut to a metric's range [0, 1].
+# evaluated images and the batch the runs trained with; (issue 24) the segmentation summary's image
+# interval of every metric. Every column the release wrote is still written with the same values,
+# except the seed intervals, now cut to a metric's range [0, 1].
+SEG_METRICS = [f"{p}_{m}" for p in ("micro", "mean") for m in ("pixel_accuracy", "dice", "iou", "precision", "recall",
+                                                                "f1")]
 ADDED_COLUMNS = {"summary.csv": ["accuracy_boot95_low", "accuracy_boot95_high", "macro_f1_boot95_low",
-                                 "macro_f1_boot95_high", "batch_size"]}
+                                 "macro_f1_boot95_high", "batch_size"],
+                 "segmentation_summary.csv": [f"{m}_boot95_{s}" for m in SEG_METRICS for s in ("low", "high")]}
+# Files the report gained (issue 24): the paired differences of each task. The release's
+# classification records hold no per-image predictions, so none of its classification runs is
+# paired; its segmentation records hold per-image pixel counts, so they are.
+ADDED_FILES = {"differences.csv", "segmentation_differences.csv"}
 
 
 def test_the_report_of_the_previous_releases_runs_is_unchanged(release, tmp_path):
     report = samembed.write_report(release / "runs", tmp_path / "report")
-    written = sorted(p.name for p in report.files if p.suffix == ".csv")
+    written = sorted(p.name for p in report.files if p.suffix == ".csv" and p.name not in ADDED_FILES)
     assert written == sorted(p.name for p in (release / "report").glob("*.csv"))
+    assert report.differences["classification"].empty and len(report.differences["segmentation"]) == 3
     for name in written:
         now, then = pd.read_csv(tmp_path / "report" / name), pd.read_csv(release / "report" / name)
         assert list(now.columns) == list(then.columns) + ADDED_COLUMNS.get(name, [])

@@ -6,11 +6,14 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import zarr
 from typer.testing import CliRunner
 
 from samembed.cli import app
+
+from markdown_tables import check_report_tables
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +40,24 @@ def test_quickstart_from_the_readme(tmp_path, monkeypatch):
     assert {"neck", "trunk", "grid", "labels", "image_ids", "ok", "done"} <= set(dict(group.arrays()))
     assert group["grid"].shape[0] == 80
     assert (tmp_path / "demo/experiments/report/summary.csv").is_file()
-    assert sorted(p.name for p in (tmp_path / "demo/prompts").iterdir()) == ["image11_prompt0.png", "masks.csv"]
+    assert sorted(p.name for p in (tmp_path / "demo/prompts").iterdir()) == [
+        "Test_image_image11_overlay.pdf", "Test_image_image11_overlay.png", "image11_prompt0.png", "masks.csv"]
     heads = {json.loads(line)["config"]["head"] for line in (tmp_path / "demo/experiments/runs.jsonl").read_text().splitlines()}
     assert {"sam-box", "sam-3points", "sam-conv", "linear", "knn"} <= heads
     demo_report = (tmp_path / "samembed-demo/report/report.md").read_text()
     assert "synthetic images and a randomly initialised encoder" in demo_report
     assert "![" in demo_report and (tmp_path / "samembed-demo/report/split_sweep_eurosat.png").is_file()
+    # The golden check: every table cell of the demo's report.md, parsed as a Markdown renderer parses it,
+    # is what the CSV files say (linear's "lr=0.001|0.01|0.1" label split its row and lost its metrics).
+    assert check_report_tables(tmp_path / "samembed-demo/report") >= 20 * 9 + 16 * 10  # summary and differences
+    differences = pd.read_csv(tmp_path / "samembed-demo/report/differences.csv")
+    assert len(differences) == 4 * 4 and set(differences["b"].str.split(" · ").str[1]) == {"knn"}
+    assert (tmp_path / "samembed-demo/report/differences_split_sweep_eurosat.pdf").is_file()
+    check_report_tables(tmp_path / "demo/experiments/report")
+    check_report_tables(tmp_path / "demo/road-report")
+    # the quickstart's generated classes are of medium difficulty: heads, splits and seeds differ
+    quickstart = pd.read_csv(tmp_path / "demo/experiments/report/runs.csv")
+    assert quickstart["accuracy"].nunique() > 2 and quickstart["accuracy"].max() < 1.0
 
 
 def test_extract_info_export(tmp_path, eurosat_dir, tiny_checkpoint):
@@ -159,3 +174,24 @@ def test_help_lists_every_encoders_models_and_input_size_from_their_declarations
         assert spec.img_size == declared.img_size and declared.default.split("-")[0] in spec.key, name
     assert samembed.create_encoder("dinov3").variant == "vits16"
     assert samembed.create_encoder("sam", checkpoint=tiny_checkpoint).img_size == ENCODER_MODELS["sam"].img_size
+
+
+def test_synthetic_difficulty(tmp_path):
+    """The quickstart's generated classes were separable, so all its runs scored 100 %; by default
+    they now overlap (medium), and --difficulty easy gives the separable data back."""
+    import numpy as np
+    from PIL import Image
+
+    from samembed.datasets import make_synthetic_dataset
+
+    for level in ("easy", None):
+        args = ["synthetic", tmp_path / (level or "default")] + (["--difficulty", level] if level else [])
+        assert invoke(*args).exit_code == 0
+    easy = make_synthetic_dataset(tmp_path / "lib", jitter=0.0)
+    same = [np.asarray(Image.open(next((root / "2750" / "Forest").glob("Forest_1.jpg"))))
+            for root in (tmp_path / "easy", easy, tmp_path / "default")]
+    assert np.array_equal(same[0], same[1]) and not np.array_equal(same[0], same[2])
+    road = invoke("synthetic", tmp_path / "r", "--layout", "road", "--difficulty", "hard")
+    assert road.exit_code == 1 and "--difficulty applies to the image layouts 2750, EuroSAT_RGB and folder" in road.output
+    unknown = invoke("synthetic", tmp_path / "u", "--difficulty", "extreme")
+    assert unknown.exit_code == 1 and "unknown difficulty 'extreme'; choose one of: easy, medium, hard" in unknown.output

@@ -223,6 +223,6 @@ def test_a_report_puts_every_encoder_and_the_baseline_side_by_side(four_kinds, t
     assert len(summary) == 4 * 2 and set(summary["n_seeds"]) == {1, 2}
     assert set(summary.loc[summary["encoder"] == "none (from scratch)", "head"]) == {"cnn"}
     assert "split_sweep_eurosat.png" in {p.name for p in report.files}
-    from samembed.report.figures import curve_labels
+    from samembed.report.names import series_labels
 
-    assert len(set(curve_labels(summary))) == 4  # four lines in the split-sweep figure
+    assert len(set(series_labels(summary))) == 4  # four lines in the split-sweep figure

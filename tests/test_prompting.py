@@ -5,6 +5,7 @@ scored like the trained decoders."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,6 +121,37 @@ def test_a_prompt_writes_a_png_and_reports_its_score(roads, tmp_path):
 
     mask = np.asarray(Image.open(png))
     assert mask.shape == samembed.datasets.read_rgb(data / image).shape[:2] and set(np.unique(mask)) <= {0, 255}
+
+
+def test_the_overlay_draws_every_prompt_and_mask_on_the_image_the_encoder_saw(roads, tmp_path):
+    from samembed.prompting.overlay import cache_image, composite_note, draw_sheet
+
+    tmp, data = roads
+    image = load_dataset("seg-folder", data).image_ids[1]
+    csv = tmp_path / "prompts.csv"
+    csv.write_text(f"image,prompt,x,y,label,x0,y0,x1,y1\n{image},road,20,15,1,,,,\n{image},field,,,,2,2,40,30\n")
+    results = prompt("seg-folder", prompts_file=csv, cache_dir=tmp / "cache256", out=tmp_path / "out", overlay=True)
+    stem = Path(image).with_suffix("").as_posix().replace("/", "_")
+    sheet = tmp_path / "out" / f"{stem}_overlay.png"
+    assert all(sheet in r.files and sheet.with_suffix(".pdf") in r.files for r in results)
+    assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and sheet.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"
+    group = samembed.open_cache(tmp / "cache256", "seg-folder")
+    assert np.array_equal(cache_image(group, results[0].index), samembed.datasets.read_rgb(data / image))
+    answers = [r.answer for r in results]
+    fig = draw_sheet(cache_image(group, results[0].index), [a.mask for a in answers],
+                     [{"points": a.prompt.points, "labels": a.prompt.labels, "box": a.prompt.box} for a in answers],
+                     [a.score for a in answers], image, composite_note(group.signature), ["road", "field"], True)
+    titles = [ax.get_title().replace("\n", " ") for ax in fig.axes]
+    assert titles[0].startswith("image (as stored)")
+    assert titles[1].startswith(f"road: predicted IoU {answers[0].score:.3f}")
+    assert titles[2].startswith(f"field: predicted IoU {answers[1].score:.3f}")
+    assert len(fig.axes[2].patches) == 1 and not fig.axes[1].patches  # the box, drawn where it was given
+    assert "synthetic data" in fig._suptitle.get_text()  # a tiny random checkpoint
+    assert composite_note({"composite": {"bands": ["B04", "B03", "B02"], "preset": "s2-rgb",
+                                         "stretch": {"kind": "fixed", "low": [0] * 3, "high": [3000] * 3}}}) == \
+        "s2-rgb, stretch fixed 0–3000"
+    with pytest.raises(UsageError, match=r"the overlay is a file: give the folder to write it to \(--out\)"):
+        prompt("seg-folder", prompts_file=csv, cache_dir=tmp / "cache256", overlay=True)
 
 
 def test_prompt_mistakes_are_one_line_and_write_nothing(roads, tmp_path, embedding_cache):

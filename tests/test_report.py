@@ -18,6 +18,8 @@ from samembed.experiments.records import RunsStore
 from samembed.experiments.sweep import sweep
 from samembed.report import confidence_interval, write_report
 
+from markdown_tables import check_report_tables, parse_tables
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -120,9 +122,10 @@ def test_summary_csv_aggregates_seeds(report, runs_dir):
     assert row["accuracy_boot95_low"] <= row["accuracy_mean"] <= row["accuracy_boot95_high"]
     assert float(row["batch_size"]) == chosen[0]["training"]["batch_size"] == 16  # not the settings' 256
     markdown = (report.out / "report.md").read_text()
-    line = next(x for x in markdown.splitlines() if "| enc-b@64 | linear" in x and "(val=0.5)" in x)
-    assert "batch=16]" in line and "| train 50 % (val=0.5) |" in line and "lr=0.001|0.01|0.1 (chosen)" in line
-    assert f"({100 * row['accuracy_boot95_low']:.2f}–{100 * row['accuracy_boot95_high']:.2f})" in line
+    table = parse_tables(markdown)[0]  # as a Markdown renderer reads it (the pipes split linear's row before)
+    cells = next(r for r in table["rows"] if r[1] == "enc-b@64" and r[2].startswith("linear") and "(val=0.5)" in r[4])
+    assert cells[2] == "linear [epochs=5 lr=0.001|0.01|0.1 (chosen) batch=16]" and cells[4] == "train 50 % (val=0.5)"
+    assert f"({100 * row['accuracy_boot95_low']:.2f}–{100 * row['accuracy_boot95_high']:.2f})" in cells[7]
     assert "numbers come from synthetic data" in markdown  # generated embeddings (encoder "fake")
     shots = summary[summary["split_kind"] == "shots"]
     assert sorted(shots["split_value"]) == [2.0, 5.0] and set(shots["n_seeds"]) == {2}
@@ -150,6 +153,70 @@ def test_per_class_and_confusion_csvs_equal_the_records(report, runs_dir):
         assert matrix.tolist() == records[run_id]["metrics"]["confusion_matrix"]
 
 
+def test_every_table_cell_of_report_md_reads_back_as_the_csv_files_say(report):
+    """Parsed with a CommonMark parser (GFM tables), as a reader's renderer does: no row split by a
+    label's pipe, every number the CSV's."""
+    assert check_report_tables(report.out) > 100
+    tables = parse_tables((report.out / "report.md").read_text())
+    assert all(len(row) == len(t["head"]) for t in tables for row in t["rows"])
+
+
+def test_paired_differences_of_configurations_on_the_same_images(report, runs_dir):
+    differences = pd.read_csv(report.out / "differences.csv", keep_default_na=False, na_values=[""])
+    # on each of val=0.2 and val=0.5, three configurations (enc-a linear and knn, enc-b linear): 3 pairs each;
+    # the few-shot runs (2 shots, 5 shots) have one configuration each
+    assert len(differences) == 6 and set(differences["split"]) == {"val=0.2", "val=0.5"}
+    assert (differences["accuracy_diff"] >= 0).all()  # A is the more accurate of each pair
+    assert (differences["n_seeds"] == 3).all() and set(differences["test"]) == {"paired t, Nadeau-Bengio corrected"}
+    records = {r["run_id"]: r for r in RunsStore(runs_dir).records()}
+    summary = pd.read_csv(report.out / "summary.csv")
+    row = differences[(differences["split"] == "val=0.5") & differences["a"].str.startswith("enc-a@64 · linear")
+                      & differences["b"].str.startswith("enc-a@64 · knn")]
+    if len(row):
+        row = row.iloc[0]
+        means = {h: summary[(summary["encoder"] == "enc-a@64") & (summary["head"] == h)
+                            & (summary["split"] == "val=0.5")]["accuracy_mean"].iloc[0] for h in ("linear", "knn")}
+        assert row["accuracy_diff"] == pytest.approx(means["linear"] - means["knn"], abs=1e-12)
+        assert row["accuracy_diff_boot95_low"] <= row["accuracy_diff"] <= row["accuracy_diff_boot95_high"]
+    assert all("predictions" in r["metrics"] for r in records.values())
+    p, holm = differences["accuracy_p"], differences["accuracy_p_holm"]
+    assert (holm >= p - 1e-12).all() and (holm <= 1).all()
+
+
+def test_a_baseline_gives_each_configurations_difference_to_it_and_a_figure(runs_dir, tmp_path):
+    report = write_report(runs_dir, tmp_path, baseline="knn")
+    differences = pd.read_csv(tmp_path / "differences.csv")
+    assert set(differences["b"].str.split(" · ").str[1]) == {"knn"}
+    assert set(differences["a"]) == {"enc-a@64 · linear", "enc-b@64 · linear"} and len(differences) == 4
+    names = {p.name for p in report.files}
+    assert {"differences_split_sweep_eurosat.png", "differences_split_sweep_eurosat.pdf"} <= names
+    markdown = (tmp_path / "report.md").read_text()
+    assert "each configuration minus the baseline knn" in markdown and "- baseline: knn" in markdown
+    check_report_tables(tmp_path)
+    by_encoder = write_report(runs_dir, tmp_path / "enc", baseline="enc-b")
+    assert set(by_encoder.differences["classification"]["a"]) == {"enc-a@64 · linear"}  # linear against linear
+    with pytest.raises(UsageError, match="--baseline unet is no head or encoder of the runs reported; heads: knn, "
+                                         "linear; encoders: enc-a@64, enc-b@64"):
+        write_report(runs_dir, tmp_path / "x", baseline="unet")
+
+
+def test_records_of_an_earlier_samembed_are_reported_but_not_paired(runs_dir, tmp_path):
+    import json
+
+    (tmp_path / "runs").mkdir()
+    lines = []
+    for line in (runs_dir / "runs.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if record["cache"]["group"] == "enc-b@64":
+            del record["metrics"]["predictions"]
+        lines.append(json.dumps(record))
+    (tmp_path / "runs" / "runs.jsonl").write_text("\n".join(lines) + "\n")
+    report = write_report(tmp_path / "runs", tmp_path / "out")
+    differences = report.differences["classification"]
+    assert len(differences) == 2 and not differences["b"].str.startswith("enc-b").any()
+    assert "have runs recorded without each image's prediction" in (tmp_path / "out" / "report.md").read_text()
+
+
 def test_figures_are_valid_png_and_report_md_shows_them(report):
     names = {p.name for p in report.files}
     assert {"split_sweep_eurosat.png", "few_shot_eurosat.png", "confusion_eurosat.png", "report.md"} <= names
@@ -164,6 +231,7 @@ def test_figures_are_valid_png_and_report_md_shows_them(report):
     markdown = (report.out / "report.md").read_text()
     for path in pngs:
         assert f"]({path.name})" in markdown
+        assert path.with_suffix(".pdf").read_bytes()[:5] == b"%PDF-"  # vector, for papers
     assert "enc-b@64" in markdown and "| linear" in markdown
     assert not list(report.out.glob(".*.tmp"))
 
@@ -175,7 +243,8 @@ def test_filters_and_the_chosen_run(runs_dir, tmp_path):
     record = next(r for r in RunsStore(runs_dir).records() if r["config"]["head"] == "linear")
     chosen = write_report(runs_dir, tmp_path / "b", run=record["run_id"][:10])
     assert (tmp_path / "b" / f"curves_{record['run_id']}.png").is_file()
-    assert [p.name for p in chosen.files if p.name.startswith("curves_")] == [f"curves_{record['run_id']}.png"]
+    assert [p.name for p in chosen.files if p.name.startswith("curves_")] == [f"curves_{record['run_id']}.{suffix}"
+                                                                             for suffix in ("png", "pdf")]
 
 
 @pytest.mark.parametrize("kwargs, match", [

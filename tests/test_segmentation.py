@@ -20,6 +20,8 @@ from samembed.datasets.masks import read_mask
 from samembed.encoders.geometry import Geometry
 from samembed.segmentation.metrics import pixel_counts, scores, segmentation_metrics
 
+from markdown_tables import check_report_tables, parse_tables
+
 IMG_SIZE = 128
 HEAD_SETTINGS = {"sam-conv": 1e-3, "sam-vit": 1e-3, "unet": 3e-3}  # lr; 20 epochs, batch 4
 
@@ -203,6 +205,23 @@ def test_segmentation_report(road_runs, tmp_path):
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "Segmentation summary" in markdown and "unet (from scratch)" in markdown
+    check_report_tables(tmp_path / "report")
+    summary = pd.read_csv(tmp_path / "report" / "segmentation_summary.csv")
+    for m in ("micro_dice", "micro_iou", "mean_dice", "mean_pixel_accuracy"):  # the image interval of every metric
+        assert (summary[f"{m}_boot95_low"] <= summary[f"{m}_mean"]).all()
+        assert (summary[f"{m}_mean"] <= summary[f"{m}_boot95_high"]).all()
+    differences = pd.read_csv(tmp_path / "report" / "segmentation_differences.csv")
+    assert len(differences) == 3 and (differences["n_images"] == 8).all()  # every pair on the 8 test images
+    for _, row in differences.iterrows():
+        a, b = (summary.loc[summary["model"] == row[k], "micro_dice_mean"].iloc[0] for k in ("a", "b"))
+        assert row["micro_dice_diff"] == pytest.approx(a - b, abs=1e-12) and a >= b
+    caption = next(line for line in markdown.splitlines() if line.startswith("**Per-image pixel accuracy"))
+    assert "95 % image interval" in caption and "Paired differences of that Dice" in caption
+    assert f"{group} · sam-conv" not in caption and "sam-custom@" in caption  # the figures' short names
+
+    against = write_report(tmp / "runs", tmp_path / "against", baseline="unet")
+    assert set(against.differences["segmentation"]["b"]) == {"unet (from scratch)"}
+    assert "segmentation_differences_road.png" in {p.name for p in against.files}
 
 
 def test_segmentation_errors(road_runs, tmp_path):
@@ -268,11 +287,20 @@ def test_a_report_of_both_tasks_has_both_sets_of_tables(road_runs, tmp_path):
     write_embedding_cache(tmp_path / "cache")
     samembed.train_head("eurosat", head="linear", split=0.2, epochs=2, cache_dir=tmp_path / "cache",
                         runs_dir=tmp_path / "runs", device="cpu")
+    samembed.train_head("road", head="sam-box", cache_dir=tmp / "cache", runs_dir=tmp_path / "runs", device="cpu")
+    result = CliRunner().invoke(app, ["report", "--runs-dir", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    # it printed "5 runs in 1 configurations", counting only the classification summary
+    assert result.output.startswith("5 runs (1 classification, 4 segmentation) in 5 configurations; wrote ")
     report = write_report(tmp_path / "runs")
     names = {p.name for p in report.files}
     assert {"runs.csv", "summary.csv", "segmentation_summary.csv", "split_sweep_eurosat.png",
             "segmentation_boxplots_road.png"} <= names
+    table = parse_tables((report.out / "report.md").read_text())
+    seg = next(t for t in table if t["head"][:2] == ["dataset", "model"])
+    zero_shot = next(row for row in seg["rows"] if "sam-box" in row[1])
+    assert zero_shot[-1] == "–"  # s/epoch of a model that trains no epochs: it showed nan
     assert len(pd.read_csv(report.out / "runs.csv")) == 1
-    assert len(pd.read_csv(report.out / "segmentation_runs.csv")) == 3
+    assert len(pd.read_csv(report.out / "segmentation_runs.csv")) == 4
     only_unet = write_report(tmp_path / "runs", tmp_path / "u", head="unet")
     assert "runs.csv" not in {p.name for p in only_unet.files} and only_unet.runs == 1

@@ -36,3 +36,12 @@ def write_embedding_cache(cache_dir: str | Path, *, classes: int = 5, per_class:
     group["ok"][:] = True
     group["done"][:] = True
     return group
+
+
+def synthetic_signature(signature: dict) -> bool:
+    """Whether a cache group of this signature holds numbers of no real model: generated
+    embeddings (:func:`write_embedding_cache`, encoder ``fake``) or a SAM checkpoint of no
+    published architecture (``custom``: samembed's tiny random-weight checkpoints). The report and
+    the prompt overlays mark their figures as synthetic data."""
+    encoder = signature.get("encoder", {})
+    return encoder.get("encoder") == "fake" or encoder.get("variant") == "custom"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import zlib
+
 import numpy as np
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
@@ -46,3 +49,42 @@ def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, class_names: 
         "per_class": per_class,
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
+
+
+#: How :func:`encode_classes` writes class indices: zlib-compressed little-endian unsigned
+#: integers (1 byte each up to 256 classes, else 2), in base64. About a byte per image (less when
+#: compressed): 5,400 evaluated EuroSAT images take a few kilobytes of a run record.
+ENCODINGS = {"zlib-base64-u1": "<u1", "zlib-base64-u2": "<u2"}
+
+
+def encode_classes(classes: np.ndarray, num_classes: int) -> tuple[str, str]:
+    """(encoding name, text) of (N,) class indices, for the run record (:data:`ENCODINGS`)."""
+    name = "zlib-base64-u1" if num_classes <= 256 else "zlib-base64-u2"
+    data = np.asarray(classes).astype(ENCODINGS[name]).tobytes()
+    return name, base64.b64encode(zlib.compress(data, 9)).decode("ascii")
+
+
+def decode_classes(encoding: str, text: str) -> np.ndarray:
+    """(N,) int64 class indices written by :func:`encode_classes`."""
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown class encoding {encoding!r}; known: {', '.join(ENCODINGS)}")
+    return np.frombuffer(zlib.decompress(base64.b64decode(text)), dtype=ENCODINGS[encoding]).astype(np.int64)
+
+
+def predictions_field(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
+    """The record's ``metrics.predictions``: every evaluated image's true and predicted class,
+    in the order of the split's evaluated indices (sorted), so that two runs on the same split and
+    seed (equal ``indices_hash``) can be compared image by image (the report's paired
+    differences)."""
+    encoding, true = encode_classes(y_true, num_classes)
+    _, predicted = encode_classes(y_pred, num_classes)
+    return {"encoding": encoding, "true": true, "predicted": predicted}
+
+
+def recorded_predictions(metrics: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """((N,) true, (N,) predicted) classes of a record's ``metrics``, or ``None`` for records
+    written before samembed kept them."""
+    field = metrics.get("predictions")
+    if not field:
+        return None
+    return decode_classes(field["encoding"], field["true"]), decode_classes(field["encoding"], field["predicted"])

@@ -8,7 +8,7 @@ from ..errors import UsageError
 from ..experiments.base import Experiment, RunData, RunPlan, register_task
 from ..experiments.kinds import Outcome
 from ..splits import Split, SplitSpec
-from .metrics import classification_metrics
+from .metrics import classification_metrics, predictions_field
 
 
 @register_task
@@ -45,4 +45,7 @@ class ClassificationExperiment(Experiment):
         return split
 
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
-        return classification_metrics(self.labels[data.evaluate], outcome.predictions, self.class_names), {}
+        truth = self.labels[data.evaluate]
+        metrics = classification_metrics(truth, outcome.predictions, self.class_names)
+        metrics["predictions"] = predictions_field(truth, outcome.predictions, len(self.class_names))
+        return metrics, {}

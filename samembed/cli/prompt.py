@@ -26,6 +26,7 @@ def prompt_command(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="The SAM or SAM 2 checkpoint the cache was extracted with, if not where extraction found it."),
     cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda (the decoder is light: the CPU answers in milliseconds)."),
+    overlay: bool = typer.Option(False, "--overlay", help="Also draw, per image, a sheet of the image (its composite and stretch) with each prompt, its mask outlined and its predicted IoU: <image>_overlay.png and .pdf in --out."),
 ):
     """Segment with SAM's prompts (points, boxes) from the cached image embeddings: no image encoder.
 
@@ -41,7 +42,8 @@ def prompt_command(
 
     answers = iter_prompts(dataset, encoder=encoder, image=image, points=point, boxes=[box] if box else [],
                            prompts_file=prompts, in_map=map_coords, multimask=not single, out=out,
-                           cache_dir=cache_dir, checkpoint=checkpoint, device=device, progress=True)
+                           cache_dir=cache_dir, checkpoint=checkpoint, device=device, progress=True,
+                           overlay=overlay)
     for crs in answers.crs:
         typer.echo(f"map coordinates in {crs}")
     each = len(answers) <= PROGRESS_FROM

@@ -20,16 +20,18 @@ def report_command(
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Only these cache groups, e.g. sam-vit_b@1024 (a prefix such as sam-vit_b matches all sizes)."),
     head: Optional[str] = typer.Option(None, "--head", help="Only these heads (comma-separated)."),
     run: Optional[str] = typer.Option(None, "--run", help="Run id (or prefix) for the training-curve figure (default: the most accurate run with curves)."),
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="A head (knn, unet, ...) or an encoder (cache group or prefix): the paired differences become each configuration's difference to it on its split, with a figure."),
 ):
     """Write CSV tables, PNG figures and report.md from the runs store.
 
-    Example: samembed report --head linear,mlp --out experiments/report
+    Example: samembed report --head linear,mlp --baseline linear --out experiments/report
     """
     from ..report import write_report
 
-    report = write_report(runs_dir, out, dataset=dataset, encoder=encoder, head=head, run=run)
-    typer.echo(f"{report.runs} runs in {len(report.summary)} configurations; wrote {len(report.files)} files to "
-               f"{report.out}:")
+    report = write_report(runs_dir, out, dataset=dataset, encoder=encoder, head=head, run=run, baseline=baseline)
+    tasks = f" ({', '.join(f'{n} {task}' for task, n in report.runs_by_task.items())})" if len(report.runs_by_task) > 1 else ""
+    typer.echo(f"{report.runs} runs{tasks} in {report.configurations} configurations; wrote {len(report.files)} files "
+               f"to {report.out}:")
     for path in report.files:
         typer.echo(f"  {path.name}")
 

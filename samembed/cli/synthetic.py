@@ -4,6 +4,7 @@ real weights."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -18,12 +19,17 @@ def synthetic_command(
     images_per_class: int = typer.Option(8, "--images-per-class", help="Images per class (road layouts: training images)."),
     size: int = typer.Option(64, "--size", help="Image side in pixels."),
     seed: int = typer.Option(0, "--seed", help="Random seed."),
+    difficulty: Optional[str] = typer.Option(None, "--difficulty", help="How far the classes overlap (2750, EuroSAT_RGB, folder): easy (separable: every head scores 100 %), medium (the default: heads, splits and seeds differ), hard."),
 ):
     """Write a small synthetic dataset in a real layout (for trying samembed offline).
 
     Example: samembed synthetic data/synthetic && samembed extract eurosat --data-dir data/synthetic ...
     """
     from ..datasets import make_synthetic_dataset, make_synthetic_rasters, make_synthetic_roads, make_synthetic_scene
+    from ..errors import UsageError
+
+    if difficulty is not None and layout not in ("2750", "EuroSAT_RGB", "folder"):
+        raise UsageError(f"--difficulty applies to the image layouts 2750, EuroSAT_RGB and folder, not {layout}")
 
     if layout in ("eurosat-ms", "eurosat-sar", "raster-folder"):
         path = make_synthetic_rasters(out_dir, layout, images_per_class=images_per_class, size=size, seed=seed)
@@ -33,7 +39,8 @@ def synthetic_command(
         counts = (images_per_class, max(1, images_per_class // 4), max(1, images_per_class // 4))
         path = make_synthetic_roads(out_dir, layout=layout, counts=counts, size=size, seed=seed)
     else:
-        path = make_synthetic_dataset(out_dir, layout=layout, images_per_class=images_per_class, size=size, seed=seed)
+        path = make_synthetic_dataset(out_dir, layout=layout, images_per_class=images_per_class, size=size, seed=seed,
+                                      difficulty=difficulty or "medium")
     typer.echo(f"wrote a synthetic dataset to {path} (its images are generated: results on it mean nothing)")
 
 

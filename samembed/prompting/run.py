@@ -121,9 +121,10 @@ class PromptAnswers:
     while it is iterated; ``progress`` shows a bar for more than :data:`PROGRESS_FROM` prompts."""
 
     def __init__(self, predictor: CachePredictor, located: list[_Located], multimask: bool, out: Path | None,
-                 progress: bool):
+                 progress: bool, overlay: bool = False):
         self.predictor, self.located, self.multimask, self.out, self.progress = (predictor, located, multimask, out,
                                                                                    progress)
+        self.overlay = overlay
         self.crs = sorted({where.crs for where in located if where.crs})
         self.images = len({where.index for where in located})
 
@@ -142,19 +143,28 @@ class PromptAnswers:
             for i in sorted(by_image):
                 members = by_image[i]
                 answers = predictor.answers(i, [located[k].prompt for k in members], self.multimask)
+                sheet = []  # with an overlay, one image's results wait for its sheet
                 for k, answer in zip(members, answers):
                     result = PromptResult(predictor.image_ids[i], i, answer, number=k, crs=located[k].crs)
                     if self.out is not None:
                         writer.write(result)
                     bar.update(1)
-                    yield result
+                    if self.overlay:
+                        sheet.append(result)
+                    else:
+                        yield result
+                if sheet:
+                    from .overlay import write_overlays  # matplotlib: loaded only when a sheet is drawn
+
+                    write_overlays(sheet, self.out, predictor)
+                    yield from sheet
 
 
 def iter_prompts(
     dataset: str, *, encoder: str | None = None, image: str | None = None, points: list[str] = (),
     boxes: list[str] = (), prompts_file: str | Path | None = None, in_map: bool = False, multimask: bool = True,
     out: str | Path | None = None, cache_dir: str | Path = DEFAULT_CACHE_DIR, checkpoint: str | Path | None = None,
-    device: str = "cpu", progress: bool = False,
+    device: str = "cpu", progress: bool = False, overlay: bool = False,
 ) -> PromptAnswers:
     """Prompts on cached images, checked now and answered as the result is iterated
     (:class:`PromptAnswers`), with SAM's (or, on a SAM 2 cache made with ``prompt_features``,
@@ -168,14 +178,18 @@ def iter_prompts(
     reprojected to the scene's. A map prompt goes to the chip that holds its first point (or its
     box's centre). Every prompt is checked before any is answered. With ``out`` each mask is
     written as a PNG, and for chips of a georeferenced scene also as a GeoTIFF on the scene's grid
-    and GeoJSON polygons in map coordinates, and listed in ``masks.csv``."""
+    and GeoJSON polygons in map coordinates, and listed in ``masks.csv``. With ``overlay`` (and
+    ``out``) each image also gets a sheet of its prompts and masks drawn over it
+    (:mod:`samembed.prompting.overlay`)."""
+    if overlay and out is None:
+        raise UsageError("the overlay is a file: give the folder to write it to (--out)")
     prompts = _prompts(points, boxes, prompts_file, image, in_map)
     predictor = CachePredictor(open_cache(cache_dir, dataset, encoder), checkpoint, device)
     place = _Placer(predictor)
     located = [place(p) for p in prompts]
     for where in located:
         where.prompt.check_inside(predictor.orig_hw[where.index])
-    return PromptAnswers(predictor, located, multimask, Path(out) if out is not None else None, progress)
+    return PromptAnswers(predictor, located, multimask, Path(out) if out is not None else None, progress, overlay)
 
 
 def prompt(dataset: str, **kwargs) -> list[PromptResult]:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 
 from ..segmentation.metrics import METRIC_NAMES
+from .markdown import number, table
+from .segmentation_stats import image_intervals
 from .tables import FROM_SCRATCH, cache_id, confidence_interval
 
 SEG_KEYS = ["dataset", "model", "encoder", "head", "split", "evaluated_on", "cache_id"]
@@ -38,9 +40,11 @@ def seg_runs_table(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["dataset", "model", "split", "seed"], kind="stable", ignore_index=True)
 
 
-def seg_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+def seg_summary_table(runs: pd.DataFrame, records_by_id: dict[str, dict] | None = None) -> pd.DataFrame:
     """Per :data:`SEG_KEYS`: ``n_seeds``, and for every ``micro_*`` and ``mean_*`` metric its mean,
-    sample std and 95 % confidence interval over seeds; mean seconds per epoch."""
+    sample std and 95 % confidence interval over seeds; mean seconds per epoch; with
+    ``records_by_id``, after those, every metric's 95 % bootstrap interval over the evaluated
+    images (``<metric>_boot95_low``, ``_high``: :func:`~samembed.report.segmentation_stats.image_intervals`)."""
     rows = []
     metrics = [f"{p}_{k}" for p in ("micro", "mean") for k in METRIC_NAMES]
     for key, group in runs.groupby(SEG_KEYS, sort=True, dropna=False):
@@ -53,6 +57,10 @@ def seg_summary_table(runs: pd.DataFrame) -> pd.DataFrame:
             row[f"{metric}_ci95_low"], row[f"{metric}_ci95_high"] = confidence_interval(values)
         row["seconds_per_epoch_mean"] = float(group["seconds_per_epoch"].mean())
         row["run_ids"] = " ".join(group["run_id"])
+        if records_by_id is not None:
+            boot = image_intervals([records_by_id[i] for i in group["run_id"]])
+            for metric in metrics:
+                row[f"{metric}_boot95_low"], row[f"{metric}_boot95_high"] = boot[metric]
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -69,15 +77,23 @@ def seg_per_image_table(runs: pd.DataFrame, records_by_id: dict[str, dict]) -> p
     return pd.DataFrame(rows)
 
 
+SEG_SUMMARY_HEAD = ["dataset", "model", "split", "evaluated on", "seeds", "Dice (= F1) all pixels %",
+                    "IoU all pixels %", "pixel accuracy %", "Dice per image, mean %", "s/epoch"]
+
+
 def seg_summary_markdown(summary: pd.DataFrame) -> str:
-    head = ["dataset", "model", "split", "evaluated on", "seeds", "Dice (= F1) all pixels %", "IoU all pixels %",
-            "pixel accuracy %", "Dice per image, mean %", "s/epoch"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    pct = lambda row, m: (f"{100 * row[m + '_mean']:.2f}" +  # noqa: E731
-                          ("" if np.isnan(row[m + "_std"]) else f" ± {100 * row[m + '_std']:.2f}"))
-    for _, row in summary.iterrows():
-        cells = [row["dataset"], row["model"], row["split"], row["evaluated_on"], str(row["n_seeds"]),
-                 pct(row, "micro_dice"), pct(row, "micro_iou"), pct(row, "micro_pixel_accuracy"),
-                 pct(row, "mean_dice"), f"{row['seconds_per_epoch_mean']:.2f}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    """The segmentation summary in percent: mean ± std over seeds, and (in parentheses, where the
+    summary has it) the 95 % bootstrap interval over the evaluated images; s/epoch ``–`` for
+    models that train no epochs (zero-shot)."""
+    def pct(row, m):
+        text = f"{100 * row[m + '_mean']:.2f}"
+        if not np.isnan(row[m + "_std"]):
+            text += f" ± {100 * row[m + '_std']:.2f}"
+        if f"{m}_boot95_low" in row and not np.isnan(row[f"{m}_boot95_low"]):
+            text += f" ({100 * row[m + '_boot95_low']:.2f}–{100 * row[m + '_boot95_high']:.2f})"
+        return text
+
+    rows = [[row["dataset"], row["model"], row["split"], row["evaluated_on"], row["n_seeds"], pct(row, "micro_dice"),
+             pct(row, "micro_iou"), pct(row, "micro_pixel_accuracy"), pct(row, "mean_dice"),
+             number(row["seconds_per_epoch_mean"])] for _, row in summary.iterrows()]
+    return table(SEG_SUMMARY_HEAD, rows)

@@ -11,6 +11,7 @@ from scipy import stats
 
 from ..hashing import short_hash
 from ..splits import SplitSpec
+from .classification_stats import macro_f1_present
 
 # The columns that make one summary row: runs that agree on all of them differ only by seed.
 SUMMARY_KEYS = ["dataset", "encoder", "img_size", "head", "feature", "settings", "split", "evaluated_on", "cache_id"]
@@ -117,7 +118,10 @@ def bootstrap_interval(confusions: list, level: float = 0.95, samples: int = BOO
     images again with replacement (as many as it has; an image's (true, predicted) pair is all
     accuracy and macro F1 depend on, so drawing the cells of the confusion matrix is drawing the
     images) and averages the runs' metrics. With one run it is that run's interval over its
-    images; it says how much the figure depends on which images were evaluated, not on seeds."""
+    images; it says how much the figure depends on which images were evaluated, not on seeds.
+    A resample's macro F1 averages the classes present in its truth
+    (:func:`~samembed.report.classification_stats.macro_f1_present`), so a classifier right on
+    every image has an interval of zero width."""
     rng = np.random.default_rng(seed)
     accuracy, macro_f1 = np.zeros(samples), np.zeros(samples)
     for matrix in confusions:
@@ -125,10 +129,8 @@ def bootstrap_interval(confusions: list, level: float = 0.95, samples: int = BOO
         c, n = m.shape[0], int(m.sum())
         drawn = rng.multinomial(n, m.ravel() / n, size=samples).reshape(samples, c, c)  # (S, C, C)
         tp = np.einsum("sii->si", drawn).astype(float)  # (S, C)
-        denominator = drawn.sum(1) + drawn.sum(2)  # predicted + true of each class
-        f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
         accuracy += tp.sum(1) / n
-        macro_f1 += f1.mean(1)
+        macro_f1 += macro_f1_present(tp, drawn.sum(2), drawn.sum(1))  # true (rows), predicted (columns)
     tail = 100 * (1 - level) / 2
     return {name: tuple(float(v) for v in np.percentile(values / len(confusions), [tail, 100 - tail]))
             for name, values in (("accuracy", accuracy), ("macro_f1", macro_f1))}
