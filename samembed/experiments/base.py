@@ -198,7 +198,7 @@ class Experiment:
 
     def grid(self) -> GridSource:
         if self._grid is None:
-            self._grid = GridSource(self.group.group["grid"], budget=self.options.memory_budget)
+            self._grid = GridSource(self.group.array("grid"), budget=self.options.memory_budget)
         return self._grid
 
     def dataset(self):
@@ -258,6 +258,7 @@ class Experiment:
 
     def _fit(self, kind: HeadKind, plans: list[RunPlan], records: list[dict], on_done) -> None:
         made = [self.record(plan, kind, outcome) for plan, outcome in kind.fit(self, plans)]
+        self.group.check_generation()  # numbers read from a group being rebuilt are never recorded
         appended = {id(r) for r in self.store.append_many(made)}
         for record in made:
             if id(record) not in appended:
@@ -306,7 +307,7 @@ class Experiment:
             "config": {**plan_dict(plan), "device": str(self.device), "uses_encoder": kind.input != "images",
                        **({"threads": self.threads} if self.threads else {})},
             "cache": {"store": str(self.group.store), "group": self.group.name, "dataset": self.group.dataset,
-                      "signature": self.group.signature},
+                      "signature": self.group.signature, "generation": self.group.generation},
             "split": {"name": split.name, "seed": split.seed, "n_train": len(split.train), "n_val": len(split.val),
                       "n_test": len(split.test), "indices_hash": split.indices_hash},
             "metrics": {**metrics, "evaluated_on": evaluated_on, "selection": kind.selection(outcome, evaluated_on)},

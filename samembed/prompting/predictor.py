@@ -121,12 +121,12 @@ class CachePredictor:
 
     def embedding(self, i: int) -> torch.Tensor:
         """(1, C, G, G) float32 image embedding of image ``i`` (stored as float16)."""
-        return torch.as_tensor(self.group.group["grid"][i:i + 1], device=self.device).float()
+        return torch.as_tensor(self.group.array("grid")[i:i + 1], device=self.device).float()
 
     def high_res(self, i: int) -> list[torch.Tensor]:
         """SAM 2: the higher-resolution maps of image ``i`` its mask decoder reads, float32
         [(1, 32, 4G, 4G), (1, 64, 2G, 2G)] (stored as float16); SAM: []."""
-        return [torch.as_tensor(self.group.group[name][i:i + 1], device=self.device).float()
+        return [torch.as_tensor(self.group.array(name)[i:i + 1], device=self.device).float()
                 for name in self.map_names]
 
     @torch.inference_mode()
