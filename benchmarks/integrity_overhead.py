@@ -8,7 +8,8 @@ machine is doing.
 Arrays of a SAM vit_b group at grid 16: neck (N, 256), trunk (N, 768), grid (N, 256, 16, 16)
 float16, shards of 512 images, written as the extraction's writer does (a shard at a time) and
 read as a sweep does (pooled arrays whole, the grid chunk by chunk). The floor of the checks is
-CRC-32C over the compressed bytes plus the NaN scan of the decoded float16 values, measured here."""
+CRC-32C over the compressed bytes plus the NaN test of the first value of each row read (a missing
+chunk makes whole rows NaN), measured here."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ def read(group: zarr.Group, checked: bool, done: np.ndarray) -> float:
 
 
 def floor(folder: Path, data: dict[str, np.ndarray]) -> tuple[float, float]:
-    """Seconds of CRC-32C over the stored bytes and of the NaN scan of the values."""
+    """Seconds of CRC-32C over the stored bytes and of the NaN test of each row's first value."""
     import google_crc32c  # what zarr's crc32c codec computes with
 
     blobs = [p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != "zarr.json"]
@@ -77,7 +78,7 @@ def floor(folder: Path, data: dict[str, np.ndarray]) -> tuple[float, float]:
     crc = time.perf_counter() - t0
     t0 = time.perf_counter()
     for values in data.values():
-        np.isnan(values.reshape(len(values), -1)).any(axis=1)
+        np.isnan(values.reshape(len(values), -1)[:, 0])
     return crc, time.perf_counter() - t0
 
 
@@ -114,8 +115,8 @@ def main() -> None:
         cw, cc = statistics.median(t[0] for t in checked), statistics.median(t[1] for t in checked)
         print(f"{stage:>5}: without checks {pw:.3f} s wall / {pc:.3f} s CPU; with {cw:.3f} s / {cc:.3f} s; "
               f"ratio wall {cw / pw:.3f}, CPU {cc / pc:.3f}")
-    print(f"floor of the checks: CRC-32C of the stored bytes {crc * 1e3:.1f} ms, NaN scan of the values "
-          f"{scan * 1e3:.1f} ms (reads only)")
+    print(f"floor of the checks: CRC-32C of the stored bytes {crc * 1e3:.1f} ms, NaN test of each row's first "
+          f"value {scan * 1e3:.2f} ms (reads only)")
 
 
 if __name__ == "__main__":
