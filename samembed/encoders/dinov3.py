@@ -130,7 +130,7 @@ class DinoV3EncoderSpec(EncoderSpec):
                                   f"fit {self.weights.timm_name}); name the variant it holds with --model")
         return vit
 
-    def build(self, device: torch.device) -> DinoV2Encoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> DinoV2Encoder:
         import timm
 
         torch.manual_seed(0)

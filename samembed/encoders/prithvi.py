@@ -212,7 +212,7 @@ class PrithviEncoderSpec(EncoderSpec):
                                   "zero-pad bottom and right after normalising"),
                 "tokens": "final norm; mean of valid patch tokens, cls token; one frame, no time or location codes"}
 
-    def build(self, device: torch.device) -> PrithviEncoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> PrithviEncoder:
         torch.manual_seed(0)
         with torch.device("meta" if self.checkpoint is not None else "cpu"):
             vit = build_vit(self.arch, self.img_size)

@@ -89,7 +89,7 @@ class VggEncoderSpec(EncoderSpec):
                                   "pass --checkpoint FILE with a local copy of "
                                   f"{IMAGENET_WEIGHTS.url.rsplit('/', 1)[-1]}") from None
 
-    def build(self, device: torch.device) -> VggEncoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> VggEncoder:
         torch.manual_seed(0)
         net = vgg19(weights=None)
         sd = self._state_dict()
