@@ -21,7 +21,7 @@ PACKAGE = ROOT / "samembed"
 # Lowest first: a module may import its own layer and the layers below, never one above.
 LAYERS = [
     {"errors", "registry", "paths", "hashing", "atomic", "download", "devices", "locks", "version", "plugins", "lazy",
-     "splits", "threads"},
+     "splits", "threads", "checks"},
     {"datasets", "encoders"},
     {"cache"},
     {"extraction", "heads"},
@@ -177,6 +177,20 @@ def test_a_new_task_is_one_registration(tmp_path):
     with pytest.raises(samembed.SamembedError, match="toy takes --split F, not 'shots=2'"):
         samembed.sweep("eurosat", heads=["zero"], shots=[2], cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs",
                        progress=False)
+    # the CLI's line and the report's section come from the task, not from code that knows it
+    from typer.testing import CliRunner
+
+    from samembed.cli import app
+
+    trained = CliRunner().invoke(app, ["train-head", "--head", "zero", "--split", "0.5", "--seed", "1", "--cache-dir",
+                                       str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")])
+    assert trained.exit_code == 0, trained.output
+    assert "zero on neck, split val=0.5, seed 1: val mean_prediction 0.0000" in trained.output
+    report = samembed.write_report(tmp_path / "runs")
+    assert report.runs_by_task == {"toy": 2} and (tmp_path / "runs" / "report" / "toy_runs.csv").exists()
+    markdown = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "## Toy runs" in markdown or "Toy runs" in markdown
+    assert set(pd.read_csv(tmp_path / "runs" / "report" / "toy_runs.csv")["seed"]) == {0, 1}
 
 
 # ------------------------------------------------------------- files of the previous release

@@ -326,6 +326,14 @@ class Experiment:
         """(metrics of ``outcome`` on ``data.evaluate``, extra record fields) of the task."""
         raise NotImplementedError
 
+    @classmethod
+    def summary(cls, record: dict) -> str:
+        """One line that says what the run was and how it scored (``train-head`` and ``sweep``
+        print it); tasks name their headline metrics, this default lists every number."""
+        m, c = record["metrics"], record["config"]
+        numbers = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        return f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: {m.get('evaluated_on', '')} {numbers}"
+
 
 TASKS: Registry[type[Experiment]] = Registry("task", BUILTIN["task"])
 

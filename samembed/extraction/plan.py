@@ -25,6 +25,7 @@ from ..devices import compute_dtype, resolve_device
 from ..encoders import EncoderSpec, create_encoder
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
+from ..plugins import DEFAULT_ENCODER
 
 ON_DEVICE_RESIZE = "on the device: torch bilinear (antialiased), rounded to 0-255"
 ON_DEVICE_RESIZE_FLOAT = "on the device: torch bilinear (antialiased), float32, not rounded"
@@ -86,7 +87,7 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = "sam",
+    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = DEFAULT_ENCODER,
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
