@@ -330,3 +330,123 @@ def test_the_checked_in_studies_are_valid():
     for path in sorted((ROOT / "experiments").glob("*.toml")):
         study = load_study(path)
         assert study["encoders"] and study["sweep"]["heads"], path
+
+
+# ------------------------------------------------------------- encoders and tasks are named only where they register
+
+GENERIC = ["prompting", "extraction", "experiments", "report", "cli"]
+
+
+def _registration_modules() -> set[str]:
+    from samembed.plugins import BUILTIN
+
+    modules = {module for table in BUILTIN.values() for module in table.values()}
+    # the report sections of the built-in tasks register themselves (report/sections.py)
+    return modules | {"samembed.report.classification_section", "samembed.report.segmentation_section"}
+
+
+def test_generic_modules_name_no_encoder_and_no_task():
+    """A string constant equal to a registered encoder or task name in a generic module is a
+    branch on it: generic code reaches encoders and tasks through their hooks and registries."""
+    from samembed.plugins import BUILTIN
+
+    names = set(BUILTIN["encoder"]) | set(BUILTIN["task"])
+    registering = _registration_modules()
+    found = []
+    for package in GENERIC:
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if module in registering:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                    found.append(f"{module}:{node.lineno} names '{node.value}'")
+    assert not found, found
+
+
+def test_plugins_lists_exactly_what_the_modules_register():
+    """samembed/plugins.py is the table the registries import from: every name it lists is
+    registered by the module it names, and nothing else registers a built-in name."""
+    import importlib
+
+    from samembed.datasets.registry import DATASETS
+    from samembed.encoders.base import ENCODERS
+    from samembed.experiments.base import TASKS
+    from samembed.experiments.kinds import KINDS
+    from samembed.heads import heads_of
+    from samembed.plugins import BUILTIN
+
+    registries = {"dataset": DATASETS, "encoder": ENCODERS, "task": TASKS, "head kind": KINDS,
+                  "head/classification": heads_of("classification"), "head/segmentation": heads_of("segmentation")}
+    assert set(registries) == set(BUILTIN)
+    for table, entries in BUILTIN.items():
+        for module in set(entries.values()):
+            importlib.import_module(module)
+        registered = set(registries[table]._entries)
+        assert registered == set(entries), (table, registered ^ set(entries))
+
+
+@pytest.fixture()
+def toy_encoder(monkeypatch):
+    """An encoder registered from outside the package, with a prompt decoder of its own: its map
+    is the image's grey level pooled to 4 x 4 cells, and its decoder says 'inside' where the
+    embedding's first channel is above one half."""
+    import torch
+    from torch import nn
+
+    from samembed.encoders.base import ENCODERS, EncoderSpec, register_encoder
+    from samembed.encoders.geometry import Geometry
+    from samembed.encoders.prompt_decoder import PromptDecoder
+
+    ENCODERS.all()
+    monkeypatch.setattr(ENCODERS, "_entries", dict(ENCODERS._entries))
+
+    class ToyNet(nn.Module):
+        def forward(self, images, valid_hw, data=None):
+            grey = images.float().mean(1, keepdim=True) / 255  # (B, 1, 64, 64)
+            grid = nn.functional.avg_pool2d(grey, 16).repeat(1, 8, 1, 1)  # (B, 8, 4, 4)
+            return {"neck": grid.mean((2, 3))}, grid
+
+    class ToyDecoder(PromptDecoder):
+        embed_dim = 8
+
+        def __call__(self, embedding, maps, points, boxes, multimask):
+            count = len(points[0]) if points is not None else len(boxes)
+            k = 3 if multimask else 1
+            logits = nn.functional.interpolate(embedding[:, :1] - 0.5, scale_factor=4)  # (1, 1, 16, 16)
+            return logits.expand(count, k, -1, -1), torch.ones(count, k)
+
+    class ToySpec(EncoderSpec):
+        name, pooled_dims, map_channels = "toy-test", {"neck": 8}, 8
+        geometry = Geometry(64, 16)
+        key = "toy-test"
+
+        def signature(self):
+            return {"encoder": self.name, "img_size": 64}
+
+        def prompt_maps(self):
+            return {}
+
+        def prompt_decoder(self, device):
+            return ToyDecoder()
+
+        def build(self, device, prompt_maps=False):
+            return ToyNet().to(device).eval()
+
+    register_encoder("toy-test")(lambda model, checkpoint, img_size: ToySpec())
+    return ToySpec
+
+
+def test_a_new_encoder_that_answers_prompts_is_one_registration(toy_encoder, eurosat_dir, tmp_path):
+    """Registered from outside the package: it extracts through the generic pipeline, and
+    `samembed prompt` answers with its own decoder (no name of it in prompting/)."""
+    result = samembed.extract("eurosat", data_dir=eurosat_dir, encoder="toy-test", cache_dir=tmp_path / "c",
+                              workers=0, progress=False, prompt_features=True)
+    group = samembed.open_cache(tmp_path / "c", "eurosat")
+    assert result.encoded == 30 and group.name == "toy-test@64" and group.attrs["answers_prompts"] is True
+    grid = group.read("grid").astype(np.float32)
+    image = str(group.read("image_ids")[3])
+    (result,) = samembed.prompt("eurosat", image=image, points=["10,10"], cache_dir=tmp_path / "c")
+    expected = np.kron(grid[3, 0] - 0.5, np.ones((4, 4), np.float32))  # the toy decoder's logits (4G x 4G)
+    assert result.answer.low_res_logits.shape == (3, 16, 16) and result.answer.mask.shape == (64, 64)
+    assert all(np.array_equal(logits, expected) for logits in result.answer.low_res_logits)

@@ -118,13 +118,13 @@ def plan_extraction(
         index = load_dataset(name or dataset, data_dir, download, source=dataset if name else None,
                              **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
-    segmentation = index.task == "segmentation"
+    masks = index.mask_ids is not None  # per-pixel targets: their decoders read the whole map
     maps = prompt_maps(spec, grid) if prompt_features else {}
-    whole = segmentation or prompt_features
+    whole = masks or prompt_features
     grid = grid if grid is not None else (spec.map_size if whole else min(16, spec.map_size))
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
-    mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
+    mask_size = 4 * grid if masks else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
     location = cache_location(cache_dir)

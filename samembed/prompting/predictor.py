@@ -75,8 +75,8 @@ class CachePredictor:
             raise UsageError(f"{group.store_name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
                              f"{geometry.map_size} (a new cache group)")
-        path = group.checkpoint(checkpoint)
-        if path is None or not path.is_file():
+        path = group.checkpoint(checkpoint)  # None: the encoder records none (its decoder needs no weights file)
+        if path is not None and not path.is_file():
             raise CheckpointError(f"prompts use the prompt encoder and mask decoder of the checkpoint "
                                   f"{group.name} was extracted with{f' ({path})' if path else ''}, and it is not "
                                   "there; pass it with --checkpoint")
