@@ -122,7 +122,7 @@ def test_a_new_head_kind_is_one_registration(embedding_cache, tmp_path):
     from samembed.heads import register_head
 
     class Majority(HeadKind):
-        name, task, input, trains = "majority-test", "classification", "none", False
+        name, task, input = "majority-test", "classification", "none"
 
         def fit(self, experiment, plans):
             for plan in plans:
@@ -160,7 +160,7 @@ def test_a_new_task_is_one_registration(tmp_path):
             return {"mean_prediction": float(np.mean(outcome.predictions))}, {"toy": True}
 
     class Zero(HeadKind):
-        name, task, input, trains = "zero-test", "toy", "pooled", False
+        name, task, input = "zero-test", "toy", "pooled"
 
         def fit(self, experiment, plans):
             for plan in plans:

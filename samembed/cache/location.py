@@ -49,8 +49,6 @@ def _one_line(err: BaseException) -> str:
 class CacheLocation:
     """The folder or URL that holds one Zarr store per dataset (``<dataset>.zarr``)."""
 
-    is_local: bool
-
     def store_ref(self, dataset: str) -> Path | str:
         """The dataset's store: a Path for a local folder, a URL otherwise."""
         raise NotImplementedError
@@ -88,7 +86,6 @@ class CacheLocation:
 class LocalCache(CacheLocation):
     """A folder on this machine (or a shared file system); writers hold a file lock."""
 
-    is_local = True
 
     def __init__(self, path: Path):
         self.path = path
@@ -157,7 +154,6 @@ class RemoteCache(CacheLocation):
     """A prefix on object storage (any fsspec URL), read and written through zarr's FsspecStore;
     writers hold a lease object (:class:`~samembed.cache.lease.Lease`)."""
 
-    is_local = False
 
     def __init__(self, url: str):
         self.url = url

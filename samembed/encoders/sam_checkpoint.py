@@ -1,7 +1,7 @@
 """SAM checkpoints in the official state-dict format: where to get them, how to read them, and
 the architecture they describe.
 
-A checkpoint describes itself (reference.md section 4): the patch embedding gives the width and
+A checkpoint describes itself (its tensors' shapes, as segment_anything/modeling/image_encoder.py makes them): the patch embedding gives the width and
 patch size, the block count the depth, a block's ``rel_pos_h`` its head width (so the number of
 heads) and whether it attends globally (2T-1 rows for a T-token grid) or in windows (2w-1 rows),
 ``pos_embed`` the native input size. So vit_b/l/h and fine-tuned or unusual variants all load."""
