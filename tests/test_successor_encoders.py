@@ -242,7 +242,7 @@ def test_sam2_official_models_checkpoints_and_missing_extra(sam2_ckpt, tmp_path,
     with pytest.raises(UsageError, match="--model hiera_t was given but .* holds a samembed-tiny"):
         samembed.create_encoder("sam2", model="hiera_t")
     assert cached.with_name(cached.name + ".sha256").is_file()
-    with pytest.raises(UsageError, match="unknown SAM 2 model 'hiera_x'"):
+    with pytest.raises(UsageError, match="--model for sam2 is one of hiera_t, hiera_s, hiera_b\\+, hiera_l, not 'hiera_x'"):
         samembed.create_encoder("sam2", model="hiera_x")
     with pytest.raises(UsageError, match="multiple of 32"):
         samembed.create_encoder("sam2", checkpoint=sam2_ckpt, img_size=80)

@@ -36,6 +36,7 @@ from ..download import download_recorded
 from ..errors import CheckpointError, MissingExtraError, UsageError
 from ..hashing import sha256sum
 from ..paths import user_cache_dir
+from .weights import choose_model, local_checkpoint, read_checkpoint
 from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .geometry import Geometry
@@ -98,11 +99,7 @@ def require_sam2():
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The whole model's tensors of a SAM 2 checkpoint (``{"model": ...}`` or a bare state dict)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); pass a SAM 2 "
-                              "checkpoint in the official format, e.g. sam2.1_hiera_base_plus.pt") from None
+    obj = read_checkpoint(path, "a SAM 2 checkpoint in the official format, e.g. sam2.1_hiera_base_plus.pt", mmap=True)
     sd = obj.get("model", obj) if isinstance(obj, dict) else {}
     if not isinstance(sd, dict) or TRUNK + "patch_embed.proj.weight" not in sd:
         raise CheckpointError(f"{path} is not a SAM 2 checkpoint (no {TRUNK}patch_embed.proj.weight tensor); pass "
@@ -296,14 +293,8 @@ def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
     downloaded once into the user cache with a progress bar and its sha256 recorded beside it
     (Meta publishes none), so a file that changed later is refused."""
     if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
-        return checkpoint
-    model = model or ENCODER_MODELS["sam2"].default
-    if model not in OFFICIAL_FILES:
-        raise UsageError(f"unknown SAM 2 model '{model}'; choose one of {', '.join(OFFICIAL_FILES)} or pass "
-                         "--checkpoint FILE")
-    filename = OFFICIAL_FILES[model]
+        return local_checkpoint(checkpoint)
+    filename = OFFICIAL_FILES[choose_model("sam2", model, list(OFFICIAL_FILES)).name]
     return download_recorded(BASE_URL + filename, user_cache_dir() / "checkpoints" / filename)
 
 

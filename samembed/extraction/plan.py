@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 import zarr
 
 from ..cache.layout import default_shard_images, images_done
