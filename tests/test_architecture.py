@@ -5,6 +5,7 @@ open and resume, and a study file that runs end to end."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
@@ -450,3 +451,48 @@ def test_a_new_encoder_that_answers_prompts_is_one_registration(toy_encoder, eur
     expected = np.kron(grid[3, 0] - 0.5, np.ones((4, 4), np.float32))  # the toy decoder's logits (4G x 4G)
     assert result.answer.low_res_logits.shape == (3, 16, 16) and result.answer.mask.shape == (64, 64)
     assert all(np.array_equal(logits, expected) for logits in result.answer.low_res_logits)
+
+
+def _as_test_study(name: str, tmp_path, checkpoint, **replace) -> Path:
+    """The checked-in study ``name`` with the tiny checkpoint at 64 px for vit_b and the given
+    top-level keys replaced (the files stay as users run them)."""
+    import tomllib
+
+    text = (ROOT / "experiments" / name).read_text()
+    tomllib.loads(text)  # the file as checked in is valid TOML
+    text = text.replace('model = "vit_b"', f'checkpoint = "{checkpoint}"\nimg_size = 64')
+    for key, value in replace.items():
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    text = re.sub(r'(?m)^out = .*$', f'out = "{tmp_path / "report"}"', text)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_sentinel2_composite_study_runs_end_to_end(tmp_path, tiny_checkpoint):
+    """Every extraction option a study needs (bands, stretch) reaches the extraction: two composites,
+    two cache groups, the same splits and seeds on each."""
+    from samembed.datasets import make_synthetic_rasters
+
+    data = make_synthetic_rasters(tmp_path / "ms", "eurosat-ms", images_per_class=3, size=32)
+    path = _as_test_study("sentinel2-study.toml", tmp_path, tiny_checkpoint, seeds=1)
+    study = samembed.run_study(path, data_dir=data, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r", device="cpu",
+                               progress=False)
+    assert [g.split("+")[1] for g in study.groups] == ["s2-rgb.fixed0_3000", "s2-false-colour.p2-98"]
+    assert study.runs == 3 * 3 + 2 * 3  # three heads x three splits on the first, two heads on the second
+    assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_the_scene_study_runs_end_to_end_with_chips_and_a_minimum_data_share(tmp_path, tiny_checkpoint):
+    from samembed.datasets import make_synthetic_scene
+
+    data = make_synthetic_scene(tmp_path / "scene", size=(96, 160), bands=4, masks=True)
+    # min_data_share 0.7: the chips at column 0 hold data in 32 of their 48 columns (the strip of nodata)
+    path = _as_test_study("scene-study.toml", tmp_path, tiny_checkpoint, chip_size=48, chip_overlap=16, seeds=1,
+                          min_data_share=0.7)
+    study = samembed.run_study(path, data_dir=data, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r", device="cpu",
+                               progress=False)
+    group = samembed.open_cache(tmp_path / "c", "scene")
+    assert group.signature["min_data_share"] == 0.7 and group.attrs["dataset_options"]["chip_size"] == 48
+    assert group.num_images == 3 * 5 and study.runs == 1  # chips at rows 0, 32, 48 x columns 0, 32, 64, 96, 112
+    assert np.flatnonzero(group.blank()).tolist() == [0, 5, 10]  # the chips of the nodata edge are left out
