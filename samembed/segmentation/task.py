@@ -35,6 +35,7 @@ class SegmentationExperiment(Experiment):
 
     task = "segmentation"
     split_kinds = ("val", "standard")
+    offers = ("index", "orig_hw", "masks", "geometry", "checkpoint")
 
     def __init__(self, group, options):
         super().__init__(group, options)
