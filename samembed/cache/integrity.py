@@ -106,7 +106,8 @@ def stored_blocks(array: zarr.Array) -> set[int]:
     return found
 
 
-def _runs_of(rows: np.ndarray) -> list[tuple[int, int]]:
+def runs_of(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted row numbers -> [(start, stop)] of their contiguous runs."""
     if not len(rows):
         return []
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1
@@ -182,7 +183,7 @@ class CheckedArray:
         block = self.block_rows
         missing = bad[~np.isin(bad // block, list(stored))]
         first = missing if len(missing) else bad
-        start, stop = _runs_of(first)[0]
+        start, stop = runs_of(first)[0]
         if len(missing):  # name the whole chunk file that is missing
             start, stop = start // block * block, min(self.shape[0], (start // block + 1) * block)
         self._raise(Damage(self.name, start, stop, "a chunk is missing" if len(missing) else "it holds NaN values"))

@@ -11,17 +11,9 @@ from collections.abc import Callable
 import numpy as np
 import zarr
 
-from .integrity import writable
+from .integrity import runs_of as _runs, writable
 from .retry import retrying
 from .layout import ArraySpec, empty_shard_buffers, shard_slice
-
-
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted row numbers -> [(start, stop)] of their contiguous runs."""
-    if not len(rows):
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(rows, breaks)]
 
 
 class ShardWriter:
