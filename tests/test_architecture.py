@@ -25,7 +25,7 @@ LAYERS = [
      "splits", "threads", "checks"},
     {"datasets", "encoders"},
     {"cache"},
-    {"extraction", "heads"},
+    {"extraction", "heads", "formats"},
     {"experiments"},
     {"classification", "segmentation", "prompting"},
     {"report", "study", "demo", "bench"},

@@ -61,5 +61,7 @@ def extract(dataset: str | DatasetIndex | ExtractionRequest, **options) -> Extra
     plan = plan_extraction(**request.plan_options())
     with writer_lock(plan.cache_dir, plan.index.name, "one process") as hold:
         group = plan.open_group(request.overwrite)
-        return encode_shards(plan, group, pending_shards(group), check=hold.check if hold is not None else None,
-                             **runtime)
+        result = encode_shards(plan, group, pending_shards(group), check=hold.check if hold is not None else None,
+                               **runtime)
+    plan.describe_group()
+    return result

@@ -186,6 +186,7 @@ def extract_distributed(
         result.encoded, result.skipped = sum(p["encoded"] for p in parts), sum(p["skipped"] for p in parts)
         result.blank = sum(p["blank"] for p in parts)
         result.seconds = max(p["seconds"] for p in parts)
+        plan.describe_group()
     return result
 
 

@@ -65,6 +65,14 @@ class ExtractionPlan:
         """The dataset's store: a Path in a local folder, a URL on object storage."""
         return self.cache_dir.store_ref(self.index.name)
 
+    def describe_group(self) -> None:
+        """Give the plan's group the ``geoemb:`` attributes and the xarray coordinates
+        (:func:`samembed.formats.geoemb.upgrade_group`; metadata only), after its writers are done."""
+        from ..cache.reader import open_cache
+        from ..formats.geoemb import upgrade_group
+
+        upgrade_group(open_cache(self.cache_dir, self.index.name, self.group_name))
+
     def open_group(self, overwrite: bool = False) -> zarr.Group:
         """The second stage: the plan's group, created with every array or checked against the
         signature (:func:`~samembed.cache.store.open_group_for_writing`). Call under the store's
