@@ -28,7 +28,7 @@ class MapPoint:
     scene: str | None = None
 
     def __str__(self) -> str:
-        return f"({self.x:g}, {self.y:g})" + (f" in {self.scene}" if self.scene else "")
+        return f"({self.x:.10g}, {self.y:.10g})" + (f" in {self.scene}" if self.scene else "")
 
 
 @dataclass(frozen=True)
