@@ -48,7 +48,7 @@ class Georef:
     def cell_centre(self, row: int, cy: int, cx: int) -> tuple[float, float]:
         """Map (x, y) of the centre of cell (cy, cx) of chip ``row``."""
         ph, pw = self.cell_size(row)
-        return tuple(float(v) for v in self.transform(row) * ((cx + 0.5) * pw, (cy + 0.5) * ph))
+        return tuple(float(v) for v in self.transform(row) @ ((cx + 0.5) * pw, (cy + 0.5) * ph))
 
     def cell_polygon(self, row: int, cy: int, cx: int) -> list[tuple[float, float]]:
         ph, pw = self.cell_size(row)
@@ -60,7 +60,7 @@ class Georef:
 
     def _ring(self, row: int, c0: float, r0: float, c1: float, r1: float) -> list[tuple[float, float]]:
         t = self.transform(row)
-        return [tuple(float(v) for v in t * p) for p in ((c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0))]
+        return [tuple(float(v) for v in t @ p) for p in ((c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0))]
 
     def crs(self, scene: str) -> str | None:
         return crs_text(self.georef[scene].get("crs"))
@@ -88,5 +88,5 @@ class Georef:
             values = scores[p].reshape(side, side)
             ok = np.isfinite(values)
             np.fmax.at(heat, (iy[ok], ix[ok]), values[ok])
-        transform = Affine(*info["transform"][:6]) * Affine.scale(pw, ph)
+        transform = Affine(*info["transform"][:6]) @ Affine.scale(pw, ph)
         return heat, tuple(float(v) for v in transform[:6])

@@ -26,7 +26,7 @@ class PlantedScene:
         from affine import Affine
 
         c0, r0, c1, r1 = self.sites[site]
-        return tuple(float(v) for v in Affine(*self.transform) * ((c0 + c1) / 2, (r0 + r1) / 2))
+        return tuple(float(v) for v in Affine(*self.transform) @ ((c0 + c1) / 2, (r0 + r1) / 2))
 
 
 def write_scene_cache(cache_dir: str | Path, *, size: tuple[int, int] = (384, 512), chip: int = 128, grid: int = 8,
