@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError, shortened
-from .read import read_rows
+from .read import memo, read_rows
 from .space import Space, cell_pixels
 
 
@@ -46,13 +46,14 @@ class Resolver:
     def __init__(self, space: Space):
         self.space, self.group = space, space.group
 
-    @cached_property
+    @property
     def ids(self) -> np.ndarray:
-        return np.array([str(v) for v in read_rows(self.group, "image_ids")], dtype=object)
+        return memo(self.group, "ids", lambda: np.array([str(v) for v in read_rows(self.group, "image_ids")],
+                                                        dtype=object))
 
-    @cached_property
+    @property
     def row_of_id(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.ids)}
+        return memo(self.group, "row_of_id", lambda: {name: i for i, name in enumerate(self.ids)})
 
     @cached_property
     def locator(self):

@@ -22,3 +22,12 @@ def read_rows(group, name: str, start: int = 0, stop: int | None = None) -> np.n
     except Exception as err:  # a damaged or missing chunk file
         raise CacheError(f"the array '{name}' of {group.where} cannot be read ({type(err).__name__}: "
                          f"{' '.join(str(err).split())[:160]}); extract the group again with --overwrite") from None
+
+
+def memo(group, key, compute):
+    """``compute()`` once per opened group object: its ids, usable images and rankable cells are
+    read on the first search and kept while the group is open (open it again to see changes)."""
+    kept = group.__dict__.setdefault("_search_memo", {})
+    if key not in kept:
+        kept[key] = compute()
+    return kept[key]

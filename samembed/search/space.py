@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
-from .read import read_rows
+from .read import memo, read_rows
 
 BLOCK_FLOATS = 1 << 23  # float32 values per block read (32 MiB): bounds search's memory
 GRANULARITIES = ("image", "cell")
@@ -70,14 +70,17 @@ class Space:
         """Items in the space, usable or not (item numbers run below it)."""
         return self.rows * self.per_row
 
-    @cached_property
+    @property
     def usable(self) -> np.ndarray:
         """(N,) bool: the group's usable images."""
-        return np.asarray(self.group.usable(), bool)
+        return memo(self.group, "usable", lambda: np.asarray(self.group.usable(), bool))
 
-    @cached_property
+    @property
     def valid_cells(self) -> np.ndarray:
         """(N, G * G) bool: the cells that hold the image (every cell at ``image``: one per row)."""
+        return memo(self.group, ("rankable", self.granularity), self._valid_cells)
+
+    def _valid_cells(self) -> np.ndarray:
         valid = np.repeat(self.usable[:, None], self.per_row, axis=1)
         if self.granularity == "cell":
             valid &= self._cells_on_image()
