@@ -123,7 +123,7 @@ def test_cli_writes_every_output_of_a_scene_search(tmp_path):
     result = runner.invoke(app, ["search", "--cache-dir", str(tmp_path / "cache"), "--positive-point", f"{x},{y}",
                                  "--granularity", "cell", "-k", "8", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"hits.csv", "hits.geojson", "hits.parquet", "heatmap.tif",
+    assert {p.name for p in out.iterdir()} == {"hits.csv", "hits.geojson", "hits.parquet", "heatmap.tif", "heatmap.png",
                                                "contact_sheet.png"}
     import pandas as pd
     import pyarrow.parquet as pq

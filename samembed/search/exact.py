@@ -33,7 +33,7 @@ def exact_top_k(space: Space, weights: torch.Tensor, k: int, exclude=()) -> tupl
     best_scores, best_items = torch.empty(0), torch.empty(0, dtype=torch.int64)
     w = weights.float()
     for block in space.blocks():
-        scores = block.vectors @ w
+        scores = block.scores(w)
         scores[~block.valid] = -torch.inf
         items = torch.arange(block.first_item, block.first_item + len(scores))
         if len(exclude):
@@ -56,7 +56,7 @@ def row_scores(space: Space, weights: torch.Tensor, rows: np.ndarray) -> np.ndar
     position = {int(r): p for p, r in enumerate(rows)}
     for start, stop in _runs(np.sort(rows)):
         for block in space.blocks(start, stop):
-            scores = (block.vectors @ weights.float()).reshape(-1, space.per_row).numpy()
+            scores = block.scores(weights.float()).reshape(-1, space.per_row).numpy()
             valid = block.valid.reshape(-1, space.per_row).numpy()
             for offset in range(block.stop - block.start):
                 row = block.start + offset

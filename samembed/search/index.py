@@ -166,7 +166,7 @@ def build_index(space: Space, progress=None) -> ApproximateIndex:
     k = min(CALIBRATION_K, n - 1)
     best = [(torch.empty(0), torch.empty(0, dtype=torch.int64)) for _ in calibration]
     for block in space.blocks():
-        items = torch.arange(block.first_item, block.first_item + len(block.vectors))
+        items = torch.arange(block.first_item, block.first_item + len(block.raw))
         x, ids = block.vectors[block.valid], items[block.valid]
         index.add_with_ids(np.ascontiguousarray(x.numpy()), np.ascontiguousarray(ids.numpy()))
         scores = queries @ x.T  # (queries, m): the exact answer, from the same pass

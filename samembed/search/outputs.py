@@ -7,13 +7,15 @@ whole (written to a temporary name, then renamed):
   named in a ``crs`` member as GDAL and QGIS write it) and ``hits.parquet`` (GeoParquet 1.1: WKB
   polygons, the CRS as PROJJSON; needs pyarrow, the ``search`` extra);
 - for a cell search on a scene, ``heatmap.tif``: the heat map, one float32 band on the scene's grid
-  of cells, NaN as nodata;
+  of cells, NaN as nodata, and ``heatmap.png``, a picture of it in map coordinates with the
+  queries' and the top hits' cells marked;
 - ``contact_sheet.png``: the top hits' images (from the dataset, as the encoder saw them) with
   rank, id and score; the cell of a cell hit outlined."""
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import textwrap
 from pathlib import Path
@@ -57,6 +59,7 @@ def write_outputs(result, group, out: str | Path, *, sheet: int = SHEET_HITS, ge
             files += _geoparquet(out / "hits.parquet", hits, polygons, wkt)
     if result.heat_map is not None:
         files.append(_heat_tiff(out / "heatmap.tif", result))
+        files.append(heat_png(out / "heatmap.png", result, hits, synthetic_signature(group.signature)))
     if sheet and len(hits):
         files.append(contact_sheet(out / "contact_sheet.png", group, hits.head(sheet), result.description, data_dir))
     return files
@@ -127,6 +130,35 @@ def _heat_tiff(path: Path, result) -> Path:
             dst.update_tags(description=result.description[:1000])
 
     return write_whole(path, write)
+
+
+def heat_png(path: Path, result, hits, synthetic: bool) -> Path:
+    """A picture of the heat map in map coordinates: the top 10 hits ringed, positives that are
+    map points marked +."""
+    from matplotlib.figure import Figure
+
+    a, _, c, _, e, f = result.heat_transform
+    h, w = result.heat_map.shape
+    extent = (c, c + a * w, f + e * h, f)
+    fig = Figure(figsize=(7.5, 7.5 * h / w + 1.4), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    shown = ax.imshow(result.heat_map, extent=extent, cmap="magma", interpolation="nearest")
+    fig.colorbar(shown, ax=ax, shrink=0.8, label="score")
+    top = hits.head(10)
+    if "x" in top:
+        ax.scatter(top["x"], top["y"], s=90, facecolors="none", edgecolors="cyan", linewidths=1.4,
+                   label="top 10 hits")
+    for point in re.findall(r"map point \(([-0-9.e+]+), ([-0-9.e+]+)\)", result.description):
+        ax.plot(float(point[0]), float(point[1]), "+", color="lime", markersize=14, mew=2.5)
+    ax.set_xlabel(f"x ({result.crs or 'map units'})")
+    ax.set_ylabel("y")
+    ax.ticklabel_format(useOffset=False, style="plain")
+    ax.legend(loc="lower right", fontsize=8)
+    title = "\n".join(textwrap.wrap(result.description + " (+: the query)", 110))
+    if synthetic:
+        title += "\n" + SYNTHETIC_MARK
+    ax.set_title(title, fontsize=7)
+    return write_whole(path, lambda tmp: fig.savefig(tmp, format="png"))
 
 
 class _Images:

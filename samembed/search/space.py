@@ -14,7 +14,6 @@ from functools import cached_property
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import UsageError
 from .read import memo, read_rows
@@ -25,14 +24,25 @@ GRANULARITIES = ("image", "cell")
 
 @dataclass
 class Block:
-    """Rows ``start:stop`` of the group: ``vectors`` (m, D) float32 L2-normalised, ``valid`` (m,)
-    bool, and the item number of the first vector (items follow in order)."""
+    """Rows ``start:stop`` of the group: ``raw`` (m, D) float32 vectors as stored, their L2
+    ``norms`` (m,), ``valid`` (m,) bool, and the item number of the first vector (items follow in
+    order). Scores are ``raw @ w / norms``: cheaper than normalising every vector first."""
 
     start: int
     stop: int
     first_item: int
-    vectors: torch.Tensor
+    raw: torch.Tensor
+    norms: torch.Tensor
     valid: torch.Tensor
+
+    @property
+    def vectors(self) -> torch.Tensor:
+        """(m, D) float32, L2-normalised."""
+        return self.raw / self.norms[:, None]
+
+    def scores(self, weights: torch.Tensor) -> torch.Tensor:
+        """(m,) cosine-space scores ``x / |x| . weights``."""
+        return (self.raw @ weights) / self.norms
 
 
 class Space:
@@ -123,12 +133,18 @@ class Space:
         row, cell = divmod(int(item), self.per_row)
         return row, cell // self.side, cell % self.side
 
-    def _vectors(self, raw: np.ndarray) -> torch.Tensor:
-        """(m, D) float32 normalised vectors of a block of stored rows."""
+    def _raw(self, raw: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """((m, D) float32 vectors, (m,) their norms, at least 1e-12) of a block of stored rows."""
         x = torch.from_numpy(np.ascontiguousarray(raw))
         if self.granularity == "cell":  # (b, C, G, G) -> (b * G * G, C), items in row, y, x order
             x = x.permute(0, 2, 3, 1).reshape(-1, self.dim)
-        return F.normalize(x.float(), dim=1)
+        x = x.float()
+        return x, torch.linalg.vector_norm(x, dim=1).clamp_min(1e-12)
+
+    def _vectors(self, raw: np.ndarray) -> torch.Tensor:
+        """(m, D) float32 normalised vectors of a block of stored rows."""
+        x, norms = self._raw(raw)
+        return x / norms[:, None]
 
     def blocks(self, start: int = 0, stop: int | None = None) -> Iterator[Block]:
         """Rows ``start:stop`` in blocks of about :data:`BLOCK_FLOATS` values."""
@@ -138,8 +154,8 @@ class Space:
             hi = min(stop, lo + self.block_rows)
             if not valid[lo:hi].any():
                 continue
-            vectors = self._vectors(read_rows(self.group, self.array_name, lo, hi))
-            yield Block(lo, hi, lo * self.per_row, vectors, torch.from_numpy(valid[lo:hi].reshape(-1)))
+            raw, norms = self._raw(read_rows(self.group, self.array_name, lo, hi))
+            yield Block(lo, hi, lo * self.per_row, raw, norms, torch.from_numpy(valid[lo:hi].reshape(-1)))
 
     def vectors(self, items) -> torch.Tensor:
         """(len(items), D) normalised vectors of the given items (read row by row)."""
