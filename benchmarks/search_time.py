@@ -41,6 +41,7 @@ GRID = 16
 def _write_group(cache: Path, items: int, grid: int, seed: int = 0) -> None:
     """A group 'bench' with ``items`` pooled vectors ('neck') and, when ``grid`` > 1, (items, 256,
     grid, grid) maps; written in shards, never whole in memory."""
+    from samembed.cache.integrity import writable
     from samembed.cache.store import open_group_for_writing
 
     rng = np.random.default_rng(seed)
@@ -57,14 +58,18 @@ def _write_group(cache: Path, items: int, grid: int, seed: int = 0) -> None:
             # each image: a few land covers in blobs of 4 x 4 cells, plus noise
             cover = rng.integers(0, 64, (n, grid // 4, grid // 4)).repeat(4, 1).repeat(4, 2)
             maps = centres[cover] + 0.5 * rng.normal(0, 1, (n, grid, grid, DIM)).astype(np.float32)
-            group["grid"][start:start + n] = np.moveaxis(maps, -1, 1).astype("float16")
-            group["neck"][start:start + n] = maps.mean((1, 2)).astype("float16")
+            writable(group["grid"])[start:start + n] = np.moveaxis(maps, -1, 1).astype("float16")
+            writable(group["neck"])[start:start + n] = maps.mean((1, 2)).astype("float16")
         else:
             pooled = centres[rng.integers(0, 64, n)] + 0.7 * rng.normal(0, 1, (n, DIM)).astype(np.float32)
-            group["neck"][start:start + n] = pooled.astype("float16")
-    group["ok"][:] = True
-    group["valid_hw"][:] = 1024
-    group["done"][:] = True
+            writable(group["neck"])[start:start + n] = pooled.astype("float16")
+    writable(group["ok"])[:] = True
+    writable(group["error"])[:] = np.full(items, "", dtype=object)
+    writable(group["valid_hw"])[:] = np.full((items, 2), 1024, np.int32)
+    writable(group["orig_hw"])[:] = np.full((items, 2), 1024, np.int32)
+    if grid == 1:
+        writable(group["grid"])[:] = np.zeros((items, 1, 1, 1), "float16")
+    writable(group["done"])[:] = True
 
 
 def _peak_mib() -> float:

@@ -1,27 +1,18 @@
-"""The one place search reads cache arrays: rows ``start:stop`` of an array of a group, as stored.
-Every block search streams goes through :func:`read_rows`, so a checked (checksummed) reader can
-replace it in one spot."""
+"""The one place search reads cache arrays: rows ``start:stop`` of an array of a group, as stored,
+through the group's checked reader. Every block search streams goes through :func:`read_rows`."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CacheError, UsageError
 
 
 def read_rows(group, name: str, start: int = 0, stop: int | None = None) -> np.ndarray:
     """Rows ``start:stop`` (default: all) of the array ``name`` of ``group`` (a
-    :class:`~samembed.cache.CacheGroup`), as stored (float16 embeddings stay float16); one line
-    for a missing array or an unreadable chunk."""
-    try:
-        array = group.group[name]
-    except KeyError:
-        raise UsageError(f"{group.where} has no array '{name}'; it has {', '.join(sorted(group.arrays))}") from None
-    try:
-        return np.asarray(array[start:stop])
-    except Exception as err:  # a damaged or missing chunk file
-        raise CacheError(f"the array '{name}' of {group.where} cannot be read ({type(err).__name__}: "
-                         f"{' '.join(str(err).split())[:160]}); extract the group again with --overwrite") from None
+    :class:`~samembed.cache.CacheGroup`), as stored (float16 embeddings stay float16), through the
+    group's checked reader (:meth:`CacheGroup.array`: checksums verified, a missing chunk of a
+    stored image refused in one line); one line for a missing array."""
+    return np.asarray(group.array(name)[start:stop])
 
 
 def memo(group, key, compute):

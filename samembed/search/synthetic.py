@@ -42,6 +42,7 @@ def write_scene_cache(cache_dir: str | Path, *, size: tuple[int, int] = (384, 51
     from affine import Affine
     from rasterio.crs import CRS
 
+    from ..cache.integrity import writable
     from ..cache.store import open_group_for_writing
     from ..datasets.base import Chips
 
@@ -75,11 +76,12 @@ def write_scene_cache(cache_dir: str | Path, *, size: tuple[int, int] = (384, 51
         cache_dir, "scene", name, signature, class_names=["scene"], image_ids=[f"{SCENE}#{c},{r}" for c, r, _, _ in windows],
         labels=np.zeros(n, np.int64), pooled_dims={"neck": dim}, map_channels=dim, grid=grid, shard_images=64,
         data_share=True, chips=chips, attrs={"dataset_options": {"chip_size": chip, "chip_overlap": 0}})
-    group["grid"][:] = maps.astype("float16")
-    group["neck"][:] = maps.mean(axis=(2, 3)).astype("float16")
-    group["data_share"][:] = share
-    group["valid_hw"][:] = chip
-    group["orig_hw"][:] = chip
-    group["ok"][:] = True
-    group["done"][:] = True
+    writable(group["grid"])[:] = maps.astype("float16")
+    writable(group["neck"])[:] = maps.mean(axis=(2, 3)).astype("float16")
+    writable(group["data_share"])[:] = share
+    writable(group["valid_hw"])[:] = np.full((n, 2), chip, np.int32)
+    writable(group["orig_hw"])[:] = np.full((n, 2), chip, np.int32)
+    writable(group["error"])[:] = np.full(n, "", dtype=object)
+    writable(group["ok"])[:] = True
+    writable(group["done"])[:] = True
     return PlantedScene(tuple(sites), tuple(transform)[:6], crs)
