@@ -14,7 +14,7 @@ import torch
 from ..errors import SignatureMismatchError, UsageError, capped, warn
 from ..threads import cpu_threads
 from .exact import exact_top_k
-from .index import AUTO_ITEMS, build_index, faiss_available, open_index
+from .index import AUTO_ITEMS, RERANK, build_index, faiss_available, open_index
 from .queries import MapPoint, Query, Resolver
 from .read import read_rows
 from .scoring import BACKGROUND, BACKGROUND_SEED, check_mode, fewshot, neighbours
@@ -87,9 +87,9 @@ def search(group, positives, negatives=(), *, mode: str = "neighbours", granular
             items, raw = exact_top_k(space, scorer.weights, k, exclude)
         else:
             found = _index(space, progress)
-            items, raw = found.search(scorer.weights, k, exclude)
-            method = f"approximate ({found.meta['type']}, nprobe {found.index.nprobe}, calibrated recall@10 " \
-                     f"{found.meta.get('recall_at_10', float('nan')):.3f})"
+            items, raw = found.search(scorer.weights, k, exclude, space)
+            method = f"approximate ({found.meta['type']}, nprobe {found.index.nprobe}, {RERANK} x k re-scored, " \
+                     f"calibrated recall@10 {found.meta.get('recall_at_10', float('nan')):.3f})"
         scores = np.asarray(scorer.finish(raw), np.float64)
         hits = _hits(space, resolver, items, scores)
         heat, transform, crs = None, None, None

@@ -9,7 +9,9 @@ The JSON holds the key (:func:`index_key`: the signature's hash, the group, the 
 feature and a hash of which items are rankable); an index whose key differs is refused by
 :func:`open_index` and rebuilt by :func:`~samembed.search.api.search`. At build time the index
 measures its own recall@10 against exact search on :data:`CALIBRATION` of its items and keeps the
-smallest ``nprobe`` (lists visited per query) that reaches :data:`TARGET_RECALL`.
+smallest ``nprobe`` (lists visited per query) that reaches :data:`TARGET_RECALL`. A query takes
+the :data:`RERANK` x k best candidates by the 8-bit codes and re-scores them exactly from the
+stored vectors: the codes' rounding swaps near-equal neighbours, the re-scoring puts them back.
 
 IVF rather than HNSW: its build is one k-means and one assignment pass (minutes for millions of
 vectors on two cores, where HNSW's graph takes far longer), SQ8 keeps a byte per value (1.8 GB
@@ -43,7 +45,8 @@ TRAIN_BLOCKS = 8  # evenly spaced blocks the training sample is drawn from
 CALIBRATION = 64
 CALIBRATION_K = 10
 TARGET_RECALL = 0.97
-INDEX_FORMAT = 1
+RERANK = 4  # candidates the codes give per hit wanted, re-scored exactly
+INDEX_FORMAT = 2
 
 
 def require_faiss():
@@ -89,21 +92,31 @@ class ApproximateIndex:
     index: object  # faiss.IndexIVFScalarQuantizer
     meta: dict
 
-    def search(self, weights: torch.Tensor, k: int, exclude=()) -> tuple[np.ndarray, np.ndarray]:
-        """(items, raw scores) of the ``k`` items with the highest inner product with ``weights``
-        found by the index, none of ``exclude``; lists visited are doubled until ``k`` are found."""
+    def search(self, weights: torch.Tensor, k: int, exclude=(), space: Space | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(items, raw scores) of the ``k`` best items the index finds for ``weights``, none of
+        ``exclude``: its :data:`RERANK` x ``k`` best by the 8-bit codes, re-scored exactly from
+        the stored vectors of ``space`` (when given) and cut to ``k``. Lists visited are doubled
+        until enough are found."""
+        from .exact import ranked
+
         exclude = {int(i) for i in exclude}
         query = np.ascontiguousarray(weights.float().numpy()[None])
+        wanted = k * (RERANK if space is not None else 1)
         nprobe = self.index.nprobe
         while True:
-            scores, items = self.index.search(query, k + len(exclude))
-            keep = [(i, s) for i, s in zip(items[0], scores[0]) if i >= 0 and i not in exclude]
-            if len(keep) >= k or self.index.nprobe >= self.index.nlist:
+            scores, items = self.index.search(query, wanted + len(exclude))
+            keep = [(i, s) for i, s in zip(items[0], scores[0]) if i >= 0 and i not in exclude][:wanted]
+            if len(keep) >= min(wanted, self.meta["vectors"] - len(exclude)) or self.index.nprobe >= self.index.nlist:
                 break
             self.index.nprobe = min(self.index.nlist, self.index.nprobe * 2)
         self.index.nprobe = nprobe
-        keep = keep[:k]
-        return np.array([i for i, _ in keep], np.int64), np.array([s for _, s in keep], np.float32)
+        found = np.array([i for i, _ in keep], np.int64)
+        if space is None or not len(found):
+            return found[:k], np.array([s for _, s in keep], np.float32)[:k]
+        exact = (space.vectors(found) @ weights.float()).numpy()
+        items, scores = ranked(exact, found)
+        return items[:k], scores[:k]
 
 
 def open_index(space: Space) -> ApproximateIndex | None:
@@ -180,7 +193,7 @@ def build_index(space: Space, progress=None) -> ApproximateIndex:
     exact = [set(items.tolist()) for _, items in best]
     nprobe, recall = _calibrate(index, queries, calibration, exact, k)
     meta = {"key": index_key(space), "type": f"IVF{lists},SQ8", "metric": "inner product (cosine)", "lists": lists,
-            "nprobe": nprobe, f"recall_at_{k}": recall, "calibration_queries": len(calibration),
+            "nprobe": nprobe, "rerank": RERANK, f"recall_at_{k}": recall, "calibration_queries": len(calibration),
             "vectors": int(index.ntotal), "faiss": faiss.__version__, "seconds": round(time.perf_counter() - t0, 2),
             "built": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     index.nprobe = nprobe
@@ -191,13 +204,14 @@ def build_index(space: Space, progress=None) -> ApproximateIndex:
 
 
 def _calibrate(index, queries: torch.Tensor, calibration: np.ndarray, exact: list[set], k: int) -> tuple[int, float]:
-    """The smallest power-of-two ``nprobe`` whose recall@k reaches :data:`TARGET_RECALL` (all
-    lists where none does), and its recall."""
+    """The smallest power-of-two ``nprobe`` whose recall@k after re-scoring (the share of the
+    exact top k among the :data:`RERANK` x k candidates) reaches :data:`TARGET_RECALL` (all lists
+    where none does), and its recall."""
     x = np.ascontiguousarray(queries.numpy())
     nprobe = 1
     while True:
         index.nprobe = nprobe
-        _, found = index.search(x, k + 1)
+        _, found = index.search(x, RERANK * k + 1)  # re-scored exactly, the exact top k among them is found
         recall = float(np.mean([len(exact[q] & (set(found[q].tolist()) - {int(calibration[q])})) / max(1, len(exact[q]))
                                 for q in range(len(exact))]))
         if recall >= TARGET_RECALL or nprobe >= index.nlist:

@@ -15,6 +15,12 @@ def read_rows(group, name: str, start: int = 0, stop: int | None = None) -> np.n
     return np.asarray(group.array(name)[start:stop])
 
 
+def read_selected(group, name: str, rows) -> np.ndarray:
+    """The rows ``rows`` (sorted, unique) of the array ``name``, through the checked reader (zarr
+    fetches their chunks together, each chunk once)."""
+    return np.asarray(group.array(name).read_rows(np.asarray(rows, np.int64)))
+
+
 def memo(group, key, compute):
     """``compute()`` once per opened group object: its ids, usable images and rankable cells are
     read on the first search and kept while the group is open (open it again to see changes)."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from .read import memo, read_rows
+from .read import memo, read_rows, read_selected
 
 BLOCK_FLOATS = 1 << 23  # float32 values per block read (32 MiB): bounds search's memory
 GRANULARITIES = ("image", "cell")
@@ -158,15 +158,15 @@ class Space:
             yield Block(lo, hi, lo * self.per_row, raw, norms, torch.from_numpy(valid[lo:hi].reshape(-1)))
 
     def vectors(self, items) -> torch.Tensor:
-        """(len(items), D) normalised vectors of the given items (read row by row)."""
+        """(len(items), D) normalised vectors of the given items (their rows read together)."""
         items = np.asarray(items, np.int64)
-        out = torch.empty(len(items), self.dim)
+        if not len(items):
+            return torch.empty(0, self.dim)
         rows = items // self.per_row
-        for row in np.unique(rows):
-            block = self._vectors(read_rows(self.group, self.array_name, int(row), int(row) + 1))
-            where = np.flatnonzero(rows == row)
-            out[torch.from_numpy(where)] = block[torch.from_numpy(items[where] - row * self.per_row)]
-        return out
+        unique = np.unique(rows)
+        found = self._vectors(read_selected(self.group, self.array_name, unique))  # (len(unique) * per_row, D)
+        where = np.searchsorted(unique, rows) * self.per_row + items % self.per_row
+        return found[torch.from_numpy(where)]
 
     def sample(self, count: int, seed: int = 0, exclude=()) -> np.ndarray:
         """Up to ``count`` rankable items drawn at random (``seed``), none of ``exclude``."""
