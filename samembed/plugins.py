@@ -38,6 +38,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "knn": "samembed.heads.knn",
         "cnn": "samembed.heads.scratch",
         "resnet18": "samembed.heads.scratch",
+        "retrieval": "samembed.search.retrieval",
     },
     "head/segmentation": {
         "sam-conv": "samembed.heads.seg_conv",
@@ -58,6 +59,7 @@ BUILTIN: dict[str, dict[str, str]] = {
         "decoder": "samembed.segmentation.kinds",
         "raw": "samembed.segmentation.kinds",
         "zero-shot": "samembed.prompting.zero_shot",
+        "retrieval": "samembed.search.retrieval",
     },
     "task": {
         "classification": "samembed.classification.task",

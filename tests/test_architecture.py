@@ -27,7 +27,7 @@ LAYERS = [
     {"cache"},
     {"extraction", "heads", "formats"},
     {"experiments"},
-    {"classification", "segmentation", "prompting"},
+    {"classification", "segmentation", "prompting", "search"},
     {"report", "study", "demo", "bench"},
     {"cli", "__main__"},
 ]

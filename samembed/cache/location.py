@@ -70,6 +70,15 @@ class CacheLocation:
         """Bytes stored for group ``name`` of the dataset's store."""
         raise NotImplementedError
 
+    def read_file(self, key: str) -> bytes | None:
+        """The bytes of the file ``key`` (a path relative to the location, beside the stores: a
+        search index), or ``None`` if there is none."""
+        raise NotImplementedError
+
+    def write_file(self, key: str, data) -> None:
+        """Write ``data`` (bytes or a buffer) whole as the file ``key``."""
+        raise NotImplementedError
+
     def writer_lock(self, dataset: str, note: str = ""):
         """Context manager: keep other writers off the dataset's store (one line if one holds it);
         yields a check to call before each shard is written (or ``None`` when none is needed).
@@ -122,6 +131,23 @@ class LocalCache(CacheLocation):
 
     def nbytes(self, dataset: str, name: str) -> int:
         return sum(p.stat().st_size for p in (self.store_ref(dataset) / name).rglob("*") if p.is_file())
+
+    def read_file(self, key: str) -> bytes | None:
+        try:
+            return (self.path / key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, key: str, data) -> None:
+        from ..atomic import whole_file
+
+        path = self.path / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with whole_file(path) as tmp, open(tmp, "wb") as f:
+                f.write(memoryview(data).cast("B"))
+        except OSError as err:
+            raise storage_error(err, f"writing {path}") from None
 
     @contextlib.contextmanager
     def writer_lock(self, dataset: str, note: str = ""):
@@ -240,6 +266,15 @@ class RemoteCache(CacheLocation):
             return int(self._sync(self.fs._du(self._path(f"{dataset}.zarr", name), total=True)))
         except FileNotFoundError:
             return 0
+
+    def read_file(self, key: str) -> bytes | None:
+        try:
+            return self._sync(self.fs._cat_file(self._path(key)))
+        except FileNotFoundError:
+            return None
+
+    def write_file(self, key: str, data) -> None:  # an object is put whole
+        self._sync(self.fs._pipe_file(self._path(key), bytes(memoryview(data).cast("B"))))
 
     def _objects(self) -> ConditionalObjects:
         return S3Objects(self.fs) if self.protocol in ("s3", "s3a") else FsspecObjects(self.fs, self._sync)

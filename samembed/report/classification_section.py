@@ -9,6 +9,7 @@ from .comparisons import Configuration, comparisons
 from .markdown import differences_markdown, summary_markdown
 from .names import series_labels
 from .output import ReportOutput, Section
+from .retrieval_section import TEXT as RETRIEVAL_TEXT, retrieval_markdown, retrieval_table
 from .sections import register_section
 from .tables import confusion_table, per_class_table, runs_table, summary_table, summed_confusion
 
@@ -51,6 +52,10 @@ def classification_section(records: list[dict], by_id: dict[str, dict], output: 
     section.tables.append(("Summary", SUMMARY_TEXT, summary_markdown(summary)))
     text, markdown = differences_markdown(compared, DIFFERENCE_METRICS)
     section.tables.append(("Paired differences", text, markdown))
+    retrieval = retrieval_table(summary, by_id)
+    if len(retrieval):
+        output.csv(retrieval, "retrieval.csv")
+        section.tables.append(("Retrieval", RETRIEVAL_TEXT, retrieval_markdown(retrieval)))
     return section
 
 
