@@ -27,7 +27,7 @@ LAYERS = [
     {"extraction", "heads"},
     {"experiments"},
     {"classification", "segmentation", "prompting"},
-    {"report", "study", "demo", "bench"},
+    {"report", "study", "demo", "bench", "serve"},
     {"cli", "__main__"},
 ]
 
