@@ -69,6 +69,7 @@ def create_app(cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path =
         Route("/api/groups", browse.groups),
         Route(group + "/images", browse.images),
         Route(group + "/images/{row}", browse.image_info),
+        Route(group + "/lookup", browse.image_info),
         Route(group + "/images/{row}/image.png", browse.image),
         Route(group + "/images/{row}/truth.png", browse.truth),
         Route(group + "/images/{row}/prompt", prompt.prompt_image, methods=["POST"]),

@@ -102,9 +102,11 @@ async def image(request: Request):
 
 @route
 async def image_info(request: Request):
-    """GET .../images/{row}: one image's id, class, state, size and (chips) scene window."""
+    """GET .../images/{row} (or .../lookup?id=ID): one image's id, class, state, size and (chips)
+    scene window."""
     view = view_of(request)
-    row = view.row(request.path_params["row"])
+    given = request.path_params.get("row")
+    row = view.row(given if given is not None else request.query_params.get("id", ""))
 
     def info():
         index = view.index()

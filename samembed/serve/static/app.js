@@ -353,7 +353,7 @@ async function sideBySide(target) {
   const base = groupPath(dataset, group);
   const rows = [];
   for (const [k, id] of first.images.slice(0, 6).entries()) {
-    const info = await getJSON(`${base}/images/${encodeURIComponent(id)}`);
+    const info = await getJSON(`${base}/lookup?id=${encodeURIComponent(id)}`);
     const figure = (caption, over) => el("figure", {}, el("img", {src: `${base}/images/${info.row}/image.png`, alt: id}),
       over ? el("img", {class: "over", src: over, alt: ""}) : null, el("figcaption", {}, caption));
     rows.push(el("div", {class: "side"}, figure(`${id}`), figure("ground truth", `${base}/images/${info.row}/truth.png`),
