@@ -211,7 +211,7 @@ async function imageView(dataset, group, row) {
   show(el("p", {}, el("a", {href: `#/g/${dataset}/${group}`}, `${dataset} / ${group}`), ` · ${info.id} · ${info.class} · ${info.width} × ${info.height}`,
          info.scene ? [" · chip of ", el("a", {href: `#/s/${dataset}/${group}/${g.scenes.indexOf(info.scene)}`}, info.scene)] : null),
     el("div", {class: "viewer"}, st.stage, el("div", {class: "panel"}, scoreLine, candidates,
-      el("p", {}, el("button", {onclick: clear}, "clear prompt"), el("button", {onclick: () => answer && save()}, "save mask"), truthButton),
+      el("p", {}, el("button", {id: "clear", onclick: clear}, "clear prompt"), el("button", {onclick: () => answer && save()}, "save mask"), truthButton),
       saved,
       el("p", {}, el("a", {href: `#/search/${dataset}/${group}?positive=row:${row}`}, "most similar images"), " · ",
         el("a", {href: `#/search/${dataset}/${group}?positive=row:${row}&granularity=cell`}, "similar map cells")),
