@@ -22,7 +22,8 @@ in the same run (a 2048-cube matmul, best of several, before and after the sweep
 
 ``--encoder-ips`` are encoder throughputs (images per second) to price the naive alternative with:
 by default the figure measured by benchmarks/extract_throughput.py for vit_b at 1024 on 2 CPU cores,
-and the published segment-anything-fast figure for vit_b on an A100 (reference.md section 5).
+and the published segment-anything-fast figure for vit_b on an A100 (pytorch-labs/segment-anything-fast, README and
+experiments/).
 The script runs against whatever samembed is importable (PYTHONPATH), so an older checkout can be
 measured with the same floor."""
 

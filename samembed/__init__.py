@@ -13,7 +13,7 @@ from .version import __version__
 
 __getattr__ = lazy_attributes(__name__, {
     "SamembedError": ".errors",
-    "export_h5": ".cache", "list_groups": ".cache", "open_cache": ".cache",
+    "export_h5": ".cache", "list_groups": ".cache", "open_cache": ".cache", "verify_cache": ".cache.verify",
     "available_datasets": ".datasets", "load_dataset": ".datasets", "make_synthetic_dataset": ".datasets",
     "available_encoders": ".encoders", "create_encoder": ".encoders", "write_tiny_checkpoint": ".encoders",
     "ExtractResult": ".extraction", "extract": ".extraction",
@@ -28,5 +28,5 @@ __getattr__ = lazy_attributes(__name__, {
 __all__ = [
     "ExtractResult", "SamembedError", "__version__", "available_datasets", "available_encoders", "available_heads",
     "create_encoder", "export_h5", "extract", "iter_prompts", "list_groups", "load_dataset", "make_synthetic_dataset",
-    "open_cache", "prompt", "run_demo", "run_study", "sweep", "train_head", "write_report", "write_tiny_checkpoint",
+    "open_cache", "prompt", "run_demo", "run_study", "sweep", "train_head", "verify_cache", "write_report", "write_tiny_checkpoint",
 ]

@@ -42,11 +42,11 @@ from .encoders.sam_fast import build_sam_fast, sam_fast_problem
 from .errors import SamembedError, UsageError
 from .extraction import extract
 
-# Dense bf16 rate per device, FLOP/s, and where the figure comes from. Measured rates are large
-# matrix products on this project's machines; the others are the vendors' dense figures.
+# Dense bf16 rate per device, FLOP/s, and where the figure comes from: the vendors' dense (not
+# sparse) tensor-core figures; a machine reaches less on real matrix products.
 PEAK_BF16 = {
-    "H200": (790e12, "measured on an H200 here (large bf16 matrix product)"),
-    "H100": (800e12, "measured on an H100 here (large bf16 matrix product, reference.md)"),
+    "H200": (989e12, "NVIDIA's dense figure (H200 SXM datasheet; not measured by samembed)"),
+    "H100": (989e12, "NVIDIA's dense figure (H100 SXM datasheet; not measured by samembed)"),
     "A100": (312e12, "NVIDIA's dense figure"),
     "L40S": (362e12, "NVIDIA's dense figure"),
     "A10G": (70e12, "NVIDIA's dense figure"),

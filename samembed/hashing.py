@@ -20,10 +20,6 @@ def _digest(path: Path, algorithm: str) -> str:
     return h.hexdigest()
 
 
-def md5sum(path: str | os.PathLike) -> str:
-    return _digest(Path(path), "md5")
-
-
 def sha256sum(path: str | os.PathLike, memo: bool = True) -> str:
     """sha256 of a file. With ``memo`` the digest is remembered in the user cache folder, keyed
     by absolute path, size and modification time, so a 2.5 GB checkpoint is read once, not at

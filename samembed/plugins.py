@@ -81,6 +81,9 @@ class EncoderModels:
         return self.models[0]
 
 
+DEFAULT_ENCODER = "sam"  # what `samembed extract` runs without --encoder
+TASK_OF_UNTAGGED_RECORDS = "classification"  # run records written before records named their task
+
 # The encoder modules take their defaults and the names they accept from here (tests check that
 # their own tables agree), and `samembed extract --help` lists them.
 ENCODER_MODELS: dict[str, EncoderModels] = {

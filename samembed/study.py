@@ -5,10 +5,11 @@ Every stage resumes, so running a study again finishes what is missing and redoe
 
 The file (``experiments/eurosat-study.toml`` is a full example)::
 
-    dataset = "eurosat"            # required; data_dir = "...", download = true are optional
-    [[encoders]]                   # one `samembed extract` each: encoder, model, checkpoint, img_size,
-    encoder = "sam"                #   grid, batch_size, workers; heads = [...] overrides [sweep] heads
-    model = "vit_b"
+    dataset = "eurosat"            # required; data_dir = "...", download = true and the dataset's own
+                                   #   options (scene: chip_size, chip_overlap) are optional
+    [[encoders]]                   # one `samembed extract` each, with any of its options (encoder, model,
+    encoder = "sam"                #   checkpoint, img_size, grid, bands, stretch, attention, min_data_share,
+    model = "vit_b"                #   prompt_features, batch_size, workers, ...); heads = [...] overrides [sweep] heads
     [sweep]                        # heads, baselines (from scratch, run once), splits or shots, seeds,
     heads = ["linear", "knn"]      #   feature, epochs, lr, batch_size, min_steps; the heads' kinds give the
     splits = [0.2, 0.5]            #   rest of the defaults
@@ -19,7 +20,6 @@ Relative paths are relative to the folder the study is run from."""
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,32 +28,7 @@ from pathlib import Path
 from .errors import UsageError, capped, shortened
 from .paths import DEFAULT_CACHE_DIR, DEFAULT_RUNS_DIR, SAFE_NAME
 
-# A check takes a value and returns None when it is right, else what it must be ("a whole number >= 1").
-Check = Callable[[object], str | None]
-
-
-def _whole(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def whole(minimum: int) -> Check:
-    return lambda v: None if _whole(v) and v >= minimum else f"a whole number >= {minimum}"
-
-
-def positive(value) -> str | None:
-    return None if _number(value) and value > 0 else "a number > 0"
-
-
-def text(value) -> str | None:
-    return None if isinstance(value, str) and value.strip() else "a non-empty string"
-
-
-def flag(value) -> str | None:
-    return None if isinstance(value, bool) else "true or false"
+from .checks import Check, is_number, is_whole, flag, text, whole
 
 
 def safe_name(value) -> str | None:
@@ -62,12 +37,12 @@ def safe_name(value) -> str | None:
 
 
 def split(value) -> str | None:
-    ok = value == "standard" or _number(value) and 0 < value < 1
+    ok = value == "standard" or is_number(value) and 0 < value < 1
     return None if ok else "a validation fraction strictly between 0 and 1, or \"standard\""
 
 
 def seeds(value) -> str | None:
-    if _whole(value) and value >= 1 or isinstance(value, list) and value and all(_whole(v) and v >= 0 for v in value):
+    if is_whole(value) and value >= 1 or isinstance(value, list) and value and all(is_whole(v) and v >= 0 for v in value):
         return None
     return "a number of seeds (a whole number >= 1) or a non-empty list of seeds (whole numbers >= 0)"
 
@@ -99,12 +74,6 @@ def _datasets() -> list[str]:
     return available_datasets()
 
 
-def _encoders() -> list[str]:
-    from .encoders.base import available_encoders
-
-    return available_encoders()
-
-
 def _heads() -> list[str]:
     """Every head of every task (which task a study's dataset is is known once it is indexed)."""
     from .experiments.base import TASKS
@@ -118,12 +87,35 @@ HEADS = list_of(known("head", _heads))
 TOP: dict[str, Check] = {"name": safe_name, "dataset": known("dataset", _datasets), "data_dir": text,
                          "download": flag, "encoders": lambda v: None, "sweep": lambda v: None,
                          "report": lambda v: None}
-ENCODER: dict[str, Check] = {"encoder": known("encoder", _encoders), "model": text, "checkpoint": text,
-                             "img_size": whole(1), "grid": whole(1), "batch_size": whole(1), "workers": whole(0),
-                             "heads": HEADS, "prompt_features": flag}
+
+
+def encoder_checks() -> dict[str, Check]:
+    """The keys of an ``[[encoders]]`` table: every extraction option a study may set per encoder
+    (:class:`~samembed.extraction.request.ExtractionRequest`), and the heads trained on it."""
+    from .extraction.request import study_checks
+
+    return {**study_checks(), "heads": HEADS}
+
+
+def sweep_checks() -> dict[str, Check]:
+    """The keys of the ``[sweep]`` table: what it sweeps, and every training option
+    (:class:`~samembed.experiments.request.TrainingRequest`)."""
+    from .experiments.request import study_checks
+
+    return {**SWEEP, **study_checks()}
+
+
+def dataset_checks(study: dict) -> dict[str, Check]:
+    """Top-level keys the study's dataset declares (the ``scene`` dataset's ``chip_size``, ...):
+    checked by the dataset's loader when the study indexes it, before anything is extracted."""
+    from .datasets.registry import available_datasets, get_dataset
+
+    dataset = study.get("dataset")
+    if not isinstance(dataset, str) or dataset not in available_datasets():
+        return {}
+    return {name: lambda v: None for name in get_dataset(dataset).options}
 SWEEP: dict[str, Check] = {"heads": HEADS, "baselines": HEADS, "splits": list_of(split), "shots": list_of(whole(1)),
-                           "seeds": seeds, "feature": text, "epochs": whole(1), "lr": positive,
-                           "batch_size": whole(1), "min_steps": whole(0)}
+                           "seeds": seeds}  # and every training option: sweep_checks()
 REPORT: dict[str, Check] = {"out": text}
 REQUIRED = ("dataset", "encoders", "sweep")
 
@@ -137,7 +129,7 @@ class StudyResult:
 
 
 def load_study(path: str | Path) -> dict:
-    """The study file, checked whole against its schema (:data:`TOP`, :data:`ENCODER`,
+    """The study file, checked whole against its schema (:data:`TOP`, :func:`encoder_checks`,
     :data:`SWEEP`, :data:`REPORT`: types, ranges, names the registries know) before anything runs.
     Every problem found is counted in one line that names the first few."""
     path = Path(path)
@@ -164,15 +156,15 @@ def load_study(path: str | Path) -> dict:
 
 def study_problems(study: dict) -> list[str]:
     """What is wrong with a parsed study file, one short sentence each (empty: nothing)."""
-    problems = _table(study, TOP, "")
+    problems = _table(study, {**TOP, **dataset_checks(study)}, "")
     problems += [f"lacks '{key}'" for key in REQUIRED if key not in study]
     encoders = study.get("encoders")
     if "encoders" in study and (not isinstance(encoders, list) or not encoders):
         problems.append("'encoders' must be a list of [[encoders]] tables, at least one")
     for k, entry in enumerate(encoders if isinstance(encoders, list) else [], start=1):
-        problems += _table(entry, ENCODER, f"[[encoders]] #{k} ")
+        problems += _table(entry, encoder_checks(), f"[[encoders]] #{k} ")
     if "sweep" in study:
-        problems += _table(study["sweep"], SWEEP, "[sweep] ")
+        problems += _table(study["sweep"], sweep_checks(), "[sweep] ")
         if isinstance(study["sweep"], dict) and {"splits", "shots"} <= set(study["sweep"]):
             problems.append("[sweep] gives both splits and shots; keep one")
     if "report" in study:
@@ -188,16 +180,17 @@ def study_problems(study: dict) -> list[str]:
 
 def _model_problem(entry: dict) -> str | None:
     """Why ``entry``'s model is not one its (built-in) encoder declares, or ``None``."""
-    from .plugins import ENCODER_MODELS
+    from .plugins import DEFAULT_ENCODER, ENCODER_MODELS
 
-    declared = ENCODER_MODELS.get(entry.get("encoder", "sam"))
+    declared = ENCODER_MODELS.get(entry.get("encoder", DEFAULT_ENCODER))
     if declared is None:  # an encoder from a plugin: its factory checks its own models
         return None
     model = entry["model"]
     if model in declared.models or declared.random_suffix and model.removesuffix("-random") in declared.models:
         return None
     random = " (-random after one: random weights)" if declared.random_suffix else ""
-    return (f"model must be one of {entry.get('encoder', 'sam')}'s models ({', '.join(declared.models)}){random}, "
+    encoder = entry.get("encoder", DEFAULT_ENCODER)
+    return (f"model must be one of {encoder}'s models ({', '.join(declared.models)}){random}, "
             f"not {_shown(model)}")
 
 
@@ -243,7 +236,7 @@ def run_study(
     ``<runs_dir>/report-<study name>``)."""
     from .datasets import load_dataset
     from .experiments.sweep import sweep
-    from .extraction import extract
+    from .extraction import ExtractionRequest, extract
     from .heads import available_heads
     from .report import write_report
 
@@ -253,7 +246,8 @@ def run_study(
     data_dir = data_dir if data_dir is not None else study.get("data_dir")
     # Indexed once, before any extraction: its task says which heads apply (a head of another task
     # is refused now, not after hours of encoding), and every extraction reads this index.
-    index = load_dataset(dataset, data_dir, study.get("download", False))
+    options = {key: study[key] for key in dataset_checks(study)}
+    index = load_dataset(dataset, data_dir, study.get("download", False), **options)
     wrong = [h for h in study_heads(study) if h not in available_heads(index.task)]
     if wrong:
         raise UsageError(f"{Path(path).name}: {capped(wrong)} {'is not a' if len(wrong) == 1 else 'are not'} "
@@ -261,20 +255,17 @@ def run_study(
                          f"its heads: {', '.join(available_heads(index.task))}")
     plan = study["sweep"]
     splits = {"shots": plan["shots"]} if "shots" in plan else {"splits": plan.get("splits", [0.2])}
-    common = dict(seeds=plan.get("seeds", 1), feature=plan.get("feature"), epochs=plan.get("epochs"),
-                  lr=plan.get("lr"), batch_size=plan.get("batch_size"), min_steps=plan.get("min_steps"),
-                  device=device, cache_dir=cache_dir,
-                  runs_dir=runs_dir, data_dir=data_dir, download=study.get("download", False), progress=progress,
-                  **splits)
+    training = {k: v for k, v in plan.items() if k not in SWEEP}  # TrainingRequest fields (the schema says so)
+    common = dict(seeds=plan.get("seeds", 1), device=device, cache_dir=cache_dir, runs_dir=runs_dir,
+                  data_dir=data_dir, download=study.get("download", False), progress=progress, **training, **splits)
     result = StudyResult([], 0, None)
     for k, entry in enumerate(study["encoders"], start=1):
-        say(f"{name}: extract {k}/{len(study['encoders'])} ({entry.get('encoder', 'sam')} "
-            f"{entry.get('model') or entry.get('checkpoint') or ''})")
-        extracted = extract(index, data_dir=data_dir, download=study.get("download", False),
-                            encoder=entry.get("encoder", "sam"), model=entry.get("model"),
-                            checkpoint=entry.get("checkpoint"), img_size=entry.get("img_size"), grid=entry.get("grid"),
-                            batch_size=entry.get("batch_size"), workers=entry.get("workers"), device=device,
-                            cache_dir=cache_dir, progress=progress, prompt_features=entry.get("prompt_features", False))
+        request = ExtractionRequest.of(index, **{k: v for k, v in entry.items() if k != "heads"}, data_dir=data_dir,
+                                       download=study.get("download", False), device=device, cache_dir=cache_dir,
+                                       progress=progress)
+        say(f"{name}: extract {k}/{len(study['encoders'])} ({request.encoder} "
+            f"{request.model or request.checkpoint or ''})")
+        extracted = extract(request)
         result.groups.append(extracted.group)
         result.extracted[extracted.group] = extracted.encoded
     for group, entry in zip(result.groups, study["encoders"]):

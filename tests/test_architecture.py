@@ -5,6 +5,7 @@ open and resume, and a study file that runs end to end."""
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
@@ -21,7 +22,7 @@ PACKAGE = ROOT / "samembed"
 # Lowest first: a module may import its own layer and the layers below, never one above.
 LAYERS = [
     {"errors", "registry", "paths", "hashing", "atomic", "download", "devices", "locks", "version", "plugins", "lazy",
-     "splits", "threads"},
+     "splits", "threads", "checks"},
     {"datasets", "encoders"},
     {"cache"},
     {"extraction", "heads"},
@@ -122,7 +123,7 @@ def test_a_new_head_kind_is_one_registration(embedding_cache, tmp_path):
     from samembed.heads import register_head
 
     class Majority(HeadKind):
-        name, task, input, trains = "majority-test", "classification", "none", False
+        name, task, input = "majority-test", "classification", "none"
 
         def fit(self, experiment, plans):
             for plan in plans:
@@ -160,7 +161,7 @@ def test_a_new_task_is_one_registration(tmp_path):
             return {"mean_prediction": float(np.mean(outcome.predictions))}, {"toy": True}
 
     class Zero(HeadKind):
-        name, task, input, trains = "zero-test", "toy", "pooled", False
+        name, task, input = "zero-test", "toy", "pooled"
 
         def fit(self, experiment, plans):
             for plan in plans:
@@ -177,6 +178,20 @@ def test_a_new_task_is_one_registration(tmp_path):
     with pytest.raises(samembed.SamembedError, match="toy takes --split F, not 'shots=2'"):
         samembed.sweep("eurosat", heads=["zero"], shots=[2], cache_dir=tmp_path / "cache", runs_dir=tmp_path / "runs",
                        progress=False)
+    # the CLI's line and the report's section come from the task, not from code that knows it
+    from typer.testing import CliRunner
+
+    from samembed.cli import app
+
+    trained = CliRunner().invoke(app, ["train-head", "--head", "zero", "--split", "0.5", "--seed", "1", "--cache-dir",
+                                       str(tmp_path / "cache"), "--runs-dir", str(tmp_path / "runs")])
+    assert trained.exit_code == 0, trained.output
+    assert "zero on neck, split val=0.5, seed 1: val mean_prediction 0.0000" in trained.output
+    report = samembed.write_report(tmp_path / "runs")
+    assert report.runs_by_task == {"toy": 2} and (tmp_path / "runs" / "report" / "toy_runs.csv").exists()
+    markdown = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "## Toy runs" in markdown or "Toy runs" in markdown
+    assert set(pd.read_csv(tmp_path / "runs" / "report" / "toy_runs.csv")["seed"]) == {0, 1}
 
 
 # ------------------------------------------------------------- files of the previous release
@@ -316,3 +331,168 @@ def test_the_checked_in_studies_are_valid():
     for path in sorted((ROOT / "experiments").glob("*.toml")):
         study = load_study(path)
         assert study["encoders"] and study["sweep"]["heads"], path
+
+
+# ------------------------------------------------------------- encoders and tasks are named only where they register
+
+GENERIC = ["prompting", "extraction", "experiments", "report", "cli"]
+
+
+def _registration_modules() -> set[str]:
+    from samembed.plugins import BUILTIN
+
+    modules = {module for table in BUILTIN.values() for module in table.values()}
+    # the report sections of the built-in tasks register themselves (report/sections.py)
+    return modules | {"samembed.report.classification_section", "samembed.report.segmentation_section"}
+
+
+def test_generic_modules_name_no_encoder_and_no_task():
+    """A string constant equal to a registered encoder or task name in a generic module is a
+    branch on it: generic code reaches encoders and tasks through their hooks and registries."""
+    from samembed.plugins import BUILTIN
+
+    names = set(BUILTIN["encoder"]) | set(BUILTIN["task"])
+    registering = _registration_modules()
+    found = []
+    for package in GENERIC:
+        for path in sorted((PACKAGE / package).rglob("*.py")):
+            module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+            if module in registering:
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                    found.append(f"{module}:{node.lineno} names '{node.value}'")
+    assert not found, found
+
+
+def test_plugins_lists_exactly_what_the_modules_register():
+    """samembed/plugins.py is the table the registries import from: every name it lists is
+    registered by the module it names, and nothing else registers a built-in name."""
+    import importlib
+
+    from samembed.datasets.registry import DATASETS
+    from samembed.encoders.base import ENCODERS
+    from samembed.experiments.base import TASKS
+    from samembed.experiments.kinds import KINDS
+    from samembed.heads import heads_of
+    from samembed.plugins import BUILTIN
+
+    registries = {"dataset": DATASETS, "encoder": ENCODERS, "task": TASKS, "head kind": KINDS,
+                  "head/classification": heads_of("classification"), "head/segmentation": heads_of("segmentation")}
+    assert set(registries) == set(BUILTIN)
+    for table, entries in BUILTIN.items():
+        for module in set(entries.values()):
+            importlib.import_module(module)
+        registered = set(registries[table]._entries)
+        assert registered == set(entries), (table, registered ^ set(entries))
+
+
+@pytest.fixture()
+def toy_encoder(monkeypatch):
+    """An encoder registered from outside the package, with a prompt decoder of its own: its map
+    is the image's grey level pooled to 4 x 4 cells, and its decoder says 'inside' where the
+    embedding's first channel is above one half."""
+    import torch
+    from torch import nn
+
+    from samembed.encoders.base import ENCODERS, EncoderSpec, register_encoder
+    from samembed.encoders.geometry import Geometry
+    from samembed.encoders.prompt_decoder import PromptDecoder
+
+    ENCODERS.all()
+    monkeypatch.setattr(ENCODERS, "_entries", dict(ENCODERS._entries))
+
+    class ToyNet(nn.Module):
+        def forward(self, images, valid_hw, data=None):
+            grey = images.float().mean(1, keepdim=True) / 255  # (B, 1, 64, 64)
+            grid = nn.functional.avg_pool2d(grey, 16).repeat(1, 8, 1, 1)  # (B, 8, 4, 4)
+            return {"neck": grid.mean((2, 3))}, grid
+
+    class ToyDecoder(PromptDecoder):
+        embed_dim = 8
+
+        def __call__(self, embedding, maps, points, boxes, multimask):
+            count = len(points[0]) if points is not None else len(boxes)
+            k = 3 if multimask else 1
+            logits = nn.functional.interpolate(embedding[:, :1] - 0.5, scale_factor=4)  # (1, 1, 16, 16)
+            return logits.expand(count, k, -1, -1), torch.ones(count, k)
+
+    class ToySpec(EncoderSpec):
+        name, pooled_dims, map_channels = "toy-test", {"neck": 8}, 8
+        geometry = Geometry(64, 16)
+        key = "toy-test"
+
+        def signature(self):
+            return {"encoder": self.name, "img_size": 64}
+
+        def prompt_maps(self):
+            return {}
+
+        def prompt_decoder(self, device):
+            return ToyDecoder()
+
+        def build(self, device, prompt_maps=False):
+            return ToyNet().to(device).eval()
+
+    register_encoder("toy-test")(lambda model, checkpoint, img_size: ToySpec())
+    return ToySpec
+
+
+def test_a_new_encoder_that_answers_prompts_is_one_registration(toy_encoder, eurosat_dir, tmp_path):
+    """Registered from outside the package: it extracts through the generic pipeline, and
+    `samembed prompt` answers with its own decoder (no name of it in prompting/)."""
+    result = samembed.extract("eurosat", data_dir=eurosat_dir, encoder="toy-test", cache_dir=tmp_path / "c",
+                              workers=0, progress=False, prompt_features=True)
+    group = samembed.open_cache(tmp_path / "c", "eurosat")
+    assert result.encoded == 30 and group.name == "toy-test@64" and group.attrs["answers_prompts"] is True
+    grid = group.read("grid").astype(np.float32)
+    image = str(group.read("image_ids")[3])
+    (result,) = samembed.prompt("eurosat", image=image, points=["10,10"], cache_dir=tmp_path / "c")
+    expected = np.kron(grid[3, 0] - 0.5, np.ones((4, 4), np.float32))  # the toy decoder's logits (4G x 4G)
+    assert result.answer.low_res_logits.shape == (3, 16, 16) and result.answer.mask.shape == (64, 64)
+    assert all(np.array_equal(logits, expected) for logits in result.answer.low_res_logits)
+
+
+def _as_test_study(name: str, tmp_path, checkpoint, **replace) -> Path:
+    """The checked-in study ``name`` with the tiny checkpoint at 64 px for vit_b and the given
+    top-level keys replaced (the files stay as users run them)."""
+    import tomllib
+
+    text = (ROOT / "experiments" / name).read_text()
+    tomllib.loads(text)  # the file as checked in is valid TOML
+    text = text.replace('model = "vit_b"', f'checkpoint = "{checkpoint}"\nimg_size = 64')
+    for key, value in replace.items():
+        text = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", text)
+    text = re.sub(r'(?m)^out = .*$', f'out = "{tmp_path / "report"}"', text)
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_the_sentinel2_composite_study_runs_end_to_end(tmp_path, tiny_checkpoint):
+    """Every extraction option a study needs (bands, stretch) reaches the extraction: two composites,
+    two cache groups, the same splits and seeds on each."""
+    from samembed.datasets import make_synthetic_rasters
+
+    data = make_synthetic_rasters(tmp_path / "ms", "eurosat-ms", images_per_class=3, size=32)
+    path = _as_test_study("sentinel2-study.toml", tmp_path, tiny_checkpoint, seeds=1)
+    study = samembed.run_study(path, data_dir=data, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r", device="cpu",
+                               progress=False)
+    assert [g.split("+")[1] for g in study.groups] == ["s2-rgb.fixed0_3000", "s2-false-colour.p2-98"]
+    assert study.runs == 3 * 3 + 2 * 3  # three heads x three splits on the first, two heads on the second
+    assert (tmp_path / "report" / "report.md").exists()
+
+
+def test_the_scene_study_runs_end_to_end_with_chips_and_a_minimum_data_share(tmp_path, tiny_checkpoint):
+    from samembed.datasets import make_synthetic_scene
+
+    data = make_synthetic_scene(tmp_path / "scene", size=(96, 160), bands=4, masks=True)
+    # min_data_share 0.7: the chips at column 0 hold data in 32 of their 48 columns (the strip of nodata)
+    path = _as_test_study("scene-study.toml", tmp_path, tiny_checkpoint, chip_size=48, chip_overlap=16, seeds=1,
+                          min_data_share=0.7)
+    study = samembed.run_study(path, data_dir=data, cache_dir=tmp_path / "c", runs_dir=tmp_path / "r", device="cpu",
+                               progress=False)
+    group = samembed.open_cache(tmp_path / "c", "scene")
+    assert group.signature["min_data_share"] == 0.7 and group.attrs["dataset_options"]["chip_size"] == 48
+    assert group.num_images == 3 * 5 and study.runs == 1  # chips at rows 0, 32, 48 x columns 0, 32, 64, 96, 112
+    assert np.flatnonzero(group.blank()).tolist() == [0, 5, 10]  # the chips of the nodata edge are left out

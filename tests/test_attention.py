@@ -151,8 +151,11 @@ def test_auto_resumes_a_low_precision_cache_with_the_kernels_it_was_written_with
                                                                                  tmp_path, monkeypatch):
     """bf16 (as on CUDA), where auto would now pick FlexAttention: a group written with SDPA (no
     'attention' key, as every earlier cache) goes on with SDPA, one written with flex with flex."""
+    from samembed.encoders import sam as sam_module
+
     monkeypatch.setattr(plan_module, "compute_dtype", lambda dev: torch.bfloat16)
-    monkeypatch.setattr(plan_module, "resolve_attention", lambda setting, *a: AttentionPath(
+    monkeypatch.setattr(sam_module, "compute_dtype", lambda dev: torch.bfloat16)
+    monkeypatch.setattr(sam_module, "resolve_attention", lambda setting, *a: AttentionPath(
         *[("flex" if i == 0 else "sdpa") if p == "auto" else p for i, p in enumerate(parse_attention(setting))]))
     common = dict(data_dir=eurosat_dir, checkpoint=tiny_checkpoint, img_size=64, device="cpu")
 
@@ -170,6 +173,6 @@ def test_auto_resumes_a_low_precision_cache_with_the_kernels_it_was_written_with
 
 
 def test_attention_is_refused_for_other_encoders(eurosat_dir, tmp_path):
-    with pytest.raises(UsageError, match="--attention applies to the sam encoder, not vgg19"):
+    with pytest.raises(UsageError, match="--attention applies to encoders with a choice of attention kernels, not vgg19"):
         plan_extraction("eurosat", data_dir=eurosat_dir, encoder="vgg19", model="random", device="cpu",
                         cache_dir=tmp_path, attention="flex")

@@ -148,7 +148,7 @@ def test_several_encoders_need_a_choice_and_incomplete_caches_are_refused(tmp_pa
 def test_grid_source_reads_in_chunks_when_the_budget_is_small(embedding_cache):
     from samembed.cache import open_cache
 
-    array = open_cache(embedding_cache, "eurosat").group["grid"]
+    array = open_cache(embedding_cache, "eurosat").array("grid")
     memory, chunked = GridSource(array), GridSource(array, budget=0, block_bytes=1)
     assert memory.in_memory and not chunked.in_memory
     indices = np.arange(3, 200, 7)

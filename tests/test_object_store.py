@@ -84,8 +84,9 @@ def test_every_command_works_on_an_s3_cache_as_on_a_local_one(s3_cache, s3_bucke
 
 
 def test_heads_stream_grid_chunks_from_object_storage_with_bounded_memory(s3_cache):
-    array = open_cache(s3_cache, "eurosat").group["grid"]
-    streamed = GridSource(array, budget=0, block_bytes=1)
+    checked = open_cache(s3_cache, "eurosat").array("grid")
+    array = checked.array
+    streamed = GridSource(checked, budget=0, block_bytes=1)
     assert not streamed.in_memory and streamed.data is None and streamed.block_chunks == 1
     full, reads = array[:], []
     real = array.get_orthogonal_selection

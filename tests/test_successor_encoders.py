@@ -118,7 +118,7 @@ def test_sam2_extracts_and_refuses_prompts_in_one_line(rgb_data, sam2_ckpt, tmp_
     sig = g.signature["encoder"]
     assert sig["geometry"]["resize"] == "square" and sig["arch"]["release"] == "2.1" and "sam2_version" in sig
     assert (g.read("valid_hw") == 128).all() and "prompt_maps" not in g.signature and "high_res_s4" not in g.arrays
-    with pytest.raises(UsageError, match="SAM 2 cache made without --prompt-features") as err:
+    with pytest.raises(UsageError, match="made without --prompt-features, and sam2's mask decoder also reads high_res_s4, high_res_s8") as err:
         samembed.prompt("eurosat", encoder=result.group, image=str(g.read("image_ids")[0]), points=["3,3"],
                         cache_dir=tmp_path)
     assert "\n" not in str(err.value) and "extract again with --prompt-features" in str(err.value)
@@ -242,7 +242,7 @@ def test_sam2_official_models_checkpoints_and_missing_extra(sam2_ckpt, tmp_path,
     with pytest.raises(UsageError, match="--model hiera_t was given but .* holds a samembed-tiny"):
         samembed.create_encoder("sam2", model="hiera_t")
     assert cached.with_name(cached.name + ".sha256").is_file()
-    with pytest.raises(UsageError, match="unknown SAM 2 model 'hiera_x'"):
+    with pytest.raises(UsageError, match="--model for sam2 is one of hiera_t, hiera_s, hiera_b\\+, hiera_l, not 'hiera_x'"):
         samembed.create_encoder("sam2", model="hiera_x")
     with pytest.raises(UsageError, match="multiple of 32"):
         samembed.create_encoder("sam2", checkpoint=sam2_ckpt, img_size=80)
@@ -491,7 +491,7 @@ def test_successors_sit_beside_sam_in_info_and_the_report(tmp_path):
     refused = runner.invoke(app, ["extract", "eurosat", "--data-dir", str(rgb), "--encoder", "dinov3", "--checkpoint",
                                   str(dino), "--img-size", "32", "--prompt-features", *common])
     assert refused.exit_code != 0 and refused.output.strip().splitlines() == [
-        "error: --prompt-features is for encoders whose prompt decoder samembed runs (sam, sam2), not dinov3; drop it"]
+        "error: --prompt-features is for encoders whose prompt decoder samembed runs (docs/prompts.md), not dinov3; drop it"]
     for g in groups:
         samembed.sweep(g.dataset, encoder=g.name, heads=["logreg"], splits=[0.5], seeds=2, cache_dir=cache,
                        runs_dir=runs, device="cpu", progress=False)

@@ -37,11 +37,16 @@ def export_h5(group: CacheGroup, out: str | Path, images_per_block: int = 1024) 
             f.create_dataset("usable", data=usable)
             for name, array in group.arrays.items():
                 if array.dtype.kind in "OTU" or name == "image_ids":
-                    f.create_dataset(name, data=np.asarray(array[:], dtype=object), dtype=h5py.string_dtype())
+                    f.create_dataset(name, data=np.asarray(group.read(name), dtype=object), dtype=h5py.string_dtype())
                     continue
+                if array.dtype.kind != "f":  # small: read whole, where missing chunk files are checked
+                    f.create_dataset(name, data=group.read(name), chunks=True, compression="gzip")
+                    continue
+                checked = group.array(name)
                 ds = f.create_dataset(name, shape=array.shape, dtype=array.dtype, chunks=True, compression="gzip")
                 for start in range(0, array.shape[0], images_per_block):
-                    ds[start:start + images_per_block] = array[start:start + images_per_block]
+                    ds[start:start + images_per_block] = checked[start:start + images_per_block]
+            group.check_generation()  # not one file from two generations of the group
 
     try:
         return write_whole(out, write)

@@ -18,12 +18,15 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
+from .integrity import compressors, fill_value
+
 STORAGE_DTYPE = "float16"  # zarr has no bfloat16; float16 halves float32 and keeps 3 digits
 COMPRESSOR = BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")
 TARGET_CHUNK_BYTES = 1 << 20
 TARGET_SHARD_BYTES = 64 << 20
 MAX_SHARD_IMAGES = 1024
 DONE_PER_IMAGE = "image"  # the ``done_unit`` attribute of groups with a flag per image
+WRITTEN_AT_CREATION = ("labels", "image_ids", "subset", "window", "scene")  # whole when the group is made
 
 
 @dataclass(frozen=True)
@@ -95,22 +98,18 @@ def plan_arrays(
     return specs
 
 
-def num_shards(num_images: int, shard_images: int) -> int:
-    return -(-num_images // shard_images)
-
-
 def create_arrays(group: zarr.Group, specs: dict[str, ArraySpec], shard_images: int) -> None:
     for name, spec in specs.items():
         text = spec.dtype == "str"
         group.create_array(
             name, shape=spec.shape, dtype=str if text else spec.dtype, chunks=spec.chunks,
-            shards=spec.shards, dimension_names=spec.dims, compressors=None if text else COMPRESSOR,
-            fill_value="" if text else 0,
+            shards=spec.shards, dimension_names=spec.dims, compressors=compressors(COMPRESSOR, text),
+            fill_value=fill_value(spec.dtype),
         )
     # A flag per image, one chunk per shard: a shard's writer never rewrites another shard's flags.
     n = specs["labels"].shape[0]
     group.create_array("done", shape=(n,), dtype="bool", chunks=(shard_images,), fill_value=False,
-                       dimension_names=("image",))
+                       dimension_names=("image",), compressors=compressors(COMPRESSOR, False))
 
 
 def images_done(done: np.ndarray, attrs: dict) -> np.ndarray:

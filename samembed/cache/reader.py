@@ -10,7 +10,8 @@ import numpy as np
 import zarr
 
 from ..errors import CacheError, SamembedError, UsageError, capped
-from .layout import DONE_PER_IMAGE, images_done
+from .integrity import CheckedArray, has_checksums, stored_blocks
+from .layout import DONE_PER_IMAGE, WRITTEN_AT_CREATION, images_done
 from .location import CacheLocation, cache_location
 from .store import FORMAT, child_names, damage, extraction_runs
 from .usable import NO_DATA, blank_at_read, blank_images, is_no_data
@@ -76,7 +77,46 @@ class CacheGroup:
 
     @property
     def arrays(self) -> dict[str, zarr.Array]:
-        return dict(self.group.arrays())
+        """The group's zarr arrays, for their shapes and types; read them with :meth:`array` or
+        :meth:`read`, which check what they read."""
+        return {name: array for name, array in self.group.arrays()}
+
+    @property
+    def generation(self) -> str:
+        """What changes when the group is extracted again (``--overwrite``): its ``generation``
+        attribute, or its creation time in groups made before it."""
+        attrs = self.attrs
+        return str(attrs.get("generation") or f"created {attrs.get('created', '?')}")
+
+    def check_generation(self) -> None:
+        """Raise one line if the group was extracted again (or removed) since it was opened: what
+        was read from it may mix two generations, so nothing read may be recorded."""
+        try:
+            now = dict(zarr.open_group(store=self.group.store, path=self.group.path, mode="r").attrs)
+            current = str(now.get("generation") or f"created {now.get('created', '?')}")
+        except Exception:
+            current = "removed"
+        if current != self.generation:
+            raise CacheError(f"the cache group {self.where} was extracted again while this command read it "
+                             f"(generation {self.generation}, now {current}); nothing more is recorded from it: "
+                             "run the command again once the extraction has finished")
+
+    @property
+    def checksums(self) -> bool:
+        """Whether every chunk of every array carries a checksum (groups written before checksums
+        do not: they are unverifiable)."""
+        return all(has_checksums(a) for a in self.arrays.values())
+
+    def array(self, name: str) -> CheckedArray:
+        """The array ``name`` for reading part by part: every read verifies checksums and refuses
+        missing chunks of stored images in one line (:mod:`samembed.cache.integrity`)."""
+        try:
+            array = self.group[name]
+        except KeyError:
+            raise UsageError(f"{self.where} has no array '{name}'; it has "
+                             f"{', '.join(sorted(self.arrays))}") from None
+        done = (lambda: np.zeros(array.shape[0], bool)) if name == "done" else self.images_done
+        return CheckedArray(array, name, self.where, done, self.check_generation)
 
     def images_done(self) -> np.ndarray:
         """(N,) bool: which images are stored."""
@@ -151,18 +191,29 @@ class CacheGroup:
         return extraction_runs(self.group)
 
     def read(self, name: str) -> np.ndarray:
-        """The whole array ``name`` (``labels``, ``neck``, ``grid``, ...) in memory."""
-        try:
-            array = self.group[name]
-        except KeyError:
-            raise UsageError(f"{self.where} has no array '{name}'; it has "
-                             f"{', '.join(sorted(self.arrays))}") from None
-        try:
-            return array[:]
-        except Exception as err:  # a damaged or missing chunk file
-            raise CacheError(f"the array '{name}' of {self.where} cannot be read "
-                             f"({type(err).__name__}: {' '.join(str(err).split())[:160]}); extract the group again "
-                             "with --overwrite") from None
+        """The whole array ``name`` (``labels``, ``neck``, ``grid``, ...) in memory, checked
+        (:meth:`array`); in arrays that are not float (where a missing chunk cannot read as NaN),
+        a chunk file missing for a stored image is refused too."""
+        array = self.array(name)
+        data = array[:]
+        if array.checked and data.dtype.kind != "f" and name != "done":
+            self._check_files(array)
+        return data
+
+    def _check_files(self, array: CheckedArray) -> None:
+        from .integrity import Damage, damage_error
+
+        block = array.block_rows
+        if array.name in WRITTEN_AT_CREATION:
+            needed = set(range(-(-array.shape[0] // block)))
+        else:
+            needed = set((np.flatnonzero(self.images_done()) // block).tolist())
+        missing = sorted(needed - stored_blocks(array.array))
+        if missing:
+            self.check_generation()
+            b = missing[0]
+            raise damage_error(self.where, Damage(array.name, b * block, min(array.shape[0], (b + 1) * block),
+                                                  "a chunk is missing"))
 
     def nbytes_stored(self) -> int:
         """Bytes stored for this group (on disk, or on object storage)."""

@@ -38,6 +38,8 @@ def make_signature(spec: EncoderSpec, index: DatasetIndex, grid: int, compute_dt
                    mask_size: int | None = None) -> dict:
     segmentation = {"task": "segmentation", "mask_size": mask_size, "mask_resize": "nearest-exact, then area"} \
         if index.task == "segmentation" else {}
+    if index.task not in ("classification", "segmentation"):  # a task registered from outside samembed
+        segmentation = {"task": index.task}
     return {
         **segmentation,
         "signature_version": SIGNATURE_VERSION,

@@ -11,6 +11,7 @@ import numpy as np
 import zarr
 
 from ..errors import CacheError, SamembedError, SignatureMismatchError
+from .integrity import writable
 from .layout import DONE_PER_IMAGE, create_arrays, images_done, plan_arrays
 from .location import CacheLocation, cache_location
 from .signature import first_difference
@@ -144,18 +145,19 @@ def open_group_for_writing(
     specs = plan_arrays(n, pooled_dims, map_channels, grid, shard_images, mask_size, subsets is not None, data_share,
                         chips is not None, prompt_maps)
     create_arrays(group, specs, shard_images)
-    group["labels"][:] = labels
-    group["image_ids"][:] = np.asarray(image_ids, dtype=object)
+    writable(group["labels"])[:] = labels
+    writable(group["image_ids"])[:] = np.asarray(image_ids, dtype=object)
     if subsets is not None:
-        group["subset"][:] = np.asarray(subsets, dtype=object)
+        writable(group["subset"])[:] = np.asarray(subsets, dtype=object)
     if chips is not None:
-        group["window"][:] = np.asarray(chips.windows, dtype=np.int32)
-        group["scene"][:] = np.asarray(chips.scenes, dtype=object)
+        writable(group["window"])[:] = np.asarray(chips.windows, dtype=np.int32)
+        writable(group["scene"])[:] = np.asarray(chips.scenes, dtype=object)
     # Attributes last: a group with a signature has all of its arrays.
     group.attrs.update({
         "format_version": FORMAT_VERSION, "class_names": list(class_names), "num_images": n,
         "grid": grid, "shard_images": shard_images, "pooled": list(pooled_dims), "done_unit": DONE_PER_IMAGE,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "generation": uuid.uuid4().hex[:8],  # new at every (re)creation: readers check it before recording
         **({"mask_size": mask_size} if mask_size else {}), **({"data_share": True} if data_share else {}),
         **({"georef": chips.georef} if chips is not None else {}),
         **({"prompt_maps": {k: list(v) for k, v in prompt_maps.items()}} if prompt_maps else {}), **(attrs or {}),

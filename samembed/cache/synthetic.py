@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from .integrity import writable
 from .store import open_group_for_writing
 
 
@@ -30,11 +31,14 @@ def write_embedding_cache(cache_dir: str | Path, *, classes: int = 5, per_class:
         image_ids=[f"{class_names[c]}/{i}.jpg" for i, c in enumerate(labels)], labels=labels,
         pooled_dims={"neck": dim, "trunk": dim}, map_channels=dim, grid=grid, shard_images=64,
     )
-    group["neck"][:] = (centres[info] + noise * rng.normal(0, 1, (n, dim))).astype("float16")
-    group["trunk"][:] = (0.5 * centres[info] + noise * rng.normal(0, 1, (n, dim))).astype("float16")
-    group["grid"][:] = (patterns[info] + 2 * noise * rng.normal(0, 1, (n, dim, grid, grid))).astype("float16")
-    group["ok"][:] = True
-    group["done"][:] = True
+    writable(group["neck"])[:] = (centres[info] + noise * rng.normal(0, 1, (n, dim))).astype("float16")
+    writable(group["trunk"])[:] = (0.5 * centres[info] + noise * rng.normal(0, 1, (n, dim))).astype("float16")
+    writable(group["grid"])[:] = (patterns[info] + 2 * noise * rng.normal(0, 1, (n, dim, grid, grid))).astype("float16")
+    writable(group["ok"])[:] = True
+    writable(group["error"])[:] = np.full(n, "", dtype=object)
+    writable(group["orig_hw"])[:] = np.full((n, 2), 64, np.int32)
+    writable(group["valid_hw"])[:] = np.full((n, 2), 64, np.int32)
+    writable(group["done"])[:] = True
     return group
 
 

@@ -11,15 +11,9 @@ from collections.abc import Callable
 import numpy as np
 import zarr
 
+from .integrity import runs_of as _runs, writable
+from .retry import retrying
 from .layout import ArraySpec, empty_shard_buffers, shard_slice
-
-
-def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted row numbers -> [(start, stop)] of their contiguous runs."""
-    if not len(rows):
-        return []
-    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
-    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(rows, breaks)]
 
 
 class ShardWriter:
@@ -125,15 +119,26 @@ class ShardWriter:
         if self.check is not None:
             self.check()
         for name, buf in arrays.items():
+            array = writable(self.group[name])  # every chunk written: a missing one is damage
             if whole:
-                self.group[name][span] = buf  # one write of the whole shard
+                self._store(array, span, buf)  # one write of the whole shard
             else:
                 for start, stop in _runs(rows):
-                    self.group[name][span.start + start:span.start + stop] = buf[start:stop]
+                    self._store(array, slice(span.start + start, span.start + stop), buf[start:stop])
+        done = writable(self.group["done"])
         if self.done_per_image:  # last: the images are complete on disk
             for start, stop in _runs(rows):
-                self.group["done"][span.start + start:span.start + stop] = True
+                self._store(done, slice(span.start + start, span.start + stop), True)
         else:
-            self.group["done"][shard] = True
+            self._store(done, shard, True)
         written[rows] = True
         self.stored += len(rows)
+
+    def _store(self, array: zarr.Array, where, value) -> None:
+        """``array[where] = value``, tried again while object storage does not answer for a moment."""
+
+        def store() -> None:
+            array[where] = value
+
+        retrying(store, f"writing {self.group.name}",
+                 kept=lambda: f"the {self.stored} images this run stored before are kept")

@@ -44,6 +44,12 @@ class ClassificationExperiment(Experiment):
         checked.add(split.indices_hash)
         return split
 
+    @classmethod
+    def summary(cls, record: dict) -> str:
+        m, c = record["metrics"], record["config"]
+        return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: "
+                f"{m['evaluated_on']} accuracy {m['accuracy']:.4f}, macro F1 {m['macro_f1']:.4f}")
+
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
         truth = self.labels[data.evaluate]
         metrics = classification_metrics(truth, outcome.predictions, self.class_names)

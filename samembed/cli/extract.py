@@ -10,6 +10,7 @@ import typer
 from ..datasets.registry import available_datasets
 from ..encoders.base import available_encoders, img_size_help, models_help
 from ..paths import DEFAULT_CACHE_DIR
+from ..plugins import DEFAULT_ENCODER
 from .app import CACHE_DIR_HELP, app, friendly_errors
 
 
@@ -20,7 +21,7 @@ def extract_command(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default ./data/<dataset>)."),
     name: Optional[str] = typer.Option(None, "--name", help="Name this dataset in the cache (its own store; later commands take --dataset NAME), so that several folders of your own sit side by side: letters, digits, '.', '_', '-', not a built-in dataset's name."),
     download: bool = typer.Option(False, "--download/--no-download", help="Download the dataset if it is missing."),
-    encoder: str = typer.Option("sam", "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
+    encoder: str = typer.Option(DEFAULT_ENCODER, "--encoder", help=f"Encoder: {', '.join(available_encoders())}."),
     model: Optional[str] = typer.Option(None, "--model", help=models_help()),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="A local weights file in the encoder's official format (sam: any SAM-format checkpoint, architecture inferred)."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help=img_size_help()),
@@ -31,7 +32,7 @@ def extract_command(
     cache_dir: str = typer.Option(str(DEFAULT_CACHE_DIR), "--cache-dir", help=CACHE_DIR_HELP),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip images that cannot be decoded (recorded in the cache) instead of stopping."),
     compile: bool = typer.Option(False, "--compile", help="torch.compile the encoder (worth it on a GPU for large datasets)."),
-    attention: str = typer.Option("auto", "--attention", help="SAM's attention kernels, GLOBAL[,WINDOWED] blocks, each auto, sdpa or flex (auto: FlexAttention in the global blocks on CUDA where it runs, SDPA otherwise; docs/encoders.md)."),
+    attention: str = typer.Option("auto", "--attention", help="Attention kernels of encoders that have a choice (sam): GLOBAL[,WINDOWED] blocks, each auto, sdpa or flex (auto: FlexAttention in the global blocks on CUDA where it runs, SDPA otherwise; docs/encoders.md)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Delete this encoder's group of the cache first and start it over."),
     bands: Optional[str] = typer.Option(None, "--bands", help="Rasters: the bands of the composite, names or 1-based numbers (B04,B03,B02; VV/VH for a ratio) or a preset (s2-rgb, s2-false-colour, s2-swir, s1-vv-vh-ratio); for prithvi, one band per HLS band (default B02,B03,B04,B8A,B11,B12); docs/rasters.md."),
     stretch: Optional[str] = typer.Option(None, "--stretch", help="Rasters: to 8 bits with fixed:LOW,HIGH, percentile (2-98 %, computed once and stored), percentile-image, db (SAR) or none."),
@@ -49,15 +50,16 @@ def extract_command(
 
     Example: samembed extract eurosat --download --model vit_b --grid 16
     """
-    from ..extraction import extract as run_extraction
+    from ..extraction import ExtractionRequest, extract
 
-    result = run_extraction(
+    request = ExtractionRequest.of(
         dataset, data_dir=data_dir, download=download, encoder=encoder, model=model, checkpoint=checkpoint,
         img_size=img_size, grid=grid, batch_size=batch_size, workers=workers, device=device, cache_dir=cache_dir,
         skip_bad=skip_bad, progress=not quiet, compile=compile, overwrite=overwrite, bands=bands, stretch=stretch,
-        chip_size=chip_size, chip_overlap=chip_overlap, prompt_features=prompt_features,
-        attention=attention, min_data_share=min_data_share, name=name,
+        prompt_features=prompt_features, attention=attention, min_data_share=min_data_share, name=name,
+        chip_size=chip_size, chip_overlap=chip_overlap,  # the scene dataset's own (declared at its registration)
     )
+    result = extract(request)
     if result.rank != 0:  # rank 0 speaks for a distributed run
         return
     where = f"{result.store}/{result.group}"

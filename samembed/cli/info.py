@@ -36,6 +36,9 @@ def describe_cache(cache_dir: str | Path) -> str:
                      + (f"  task {sig['task']} (masks {sig['mask_size']}x{sig['mask_size']})" if sig.get("task") else ""))
         arrays = ", ".join(f"{n} {tuple(a.shape)} {a.dtype}" for n, a in sorted(g.arrays.items()))
         lines.append(f"  arrays: {arrays}")
+        lines.append("  checksums: crc32c on every chunk (`samembed verify` reads them all)" if g.checksums else
+                     "  checksums: none (written before samembed checked chunks: unverifiable; extract again with "
+                     "--overwrite to add them)")
         lines.append(f"  {'on disk' if isinstance(g.store, Path) else 'stored'}: {mib:.1f} MiB ({mib * 2**20 / max(1, g.num_images) / 1024:.1f} KiB per image)")
     return "\n".join(lines)
 

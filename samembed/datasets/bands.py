@@ -17,7 +17,8 @@ from ..errors import ImageFormatError, UsageError, capped
 from .composite import ALIASES
 from .images import Pixels
 
-# Sentinel-2 bands for each HLS band that Prithvi-EO-2.0 takes (reference.md section 2b).
+# Sentinel-2 bands for each HLS band that Prithvi-EO-2.0 takes (its model cards, ibm-nasa-geospatial on
+# Hugging Face: blue, green, red, narrow NIR, SWIR 1, SWIR 2; HLS's Sentinel-2 band names are NASA's HLS user guide's).
 S2_FOR_HLS = {"BLUE": "B02", "GREEN": "B03", "RED": "B04", "NIR_NARROW": "B8A", "SWIR_1": "B11", "SWIR_2": "B12"}
 
 

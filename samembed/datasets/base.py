@@ -60,12 +60,17 @@ class DatasetIndex:
     dtype: str | None = None
     chips: Chips | None = None
     options: dict = field(default_factory=dict)
+    declared_task: str | None = None  # a task registered outside samembed's two (else: masks decide)
 
     def __len__(self) -> int:
         return len(self.image_ids)
 
     @property
     def task(self) -> str:
+        """The task its cache group is trained for: ``declared_task`` if the loader set one, else
+        segmentation for a dataset with masks and classification for one without."""
+        if self.declared_task is not None:
+            return self.declared_task
         return "classification" if self.mask_ids is None else "segmentation"
 
     def path(self, i: int) -> Path:

@@ -32,7 +32,8 @@ PRESETS = {
     "s1-vv-vh-ratio": ("VV", "VH", "VV/VH"),
 }
 ALIASES = {"B8A": "B08A", "B08A": "B8A"}  # Sentinel-2's narrow NIR goes by both names
-DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-30.0, -5.0), "VV/VH": (0.0, 15.0)}  # reference.md section 2b
+# common display ranges of Sentinel-1 GRD backscatter in dB (ESA's Sentinel-1 SAR user guide), not physical limits
+DB_RANGES = {"VV": (-25.0, 0.0), "VH": (-30.0, -5.0), "VV/VH": (0.0, 15.0)}
 STRETCHES = ("none", "fixed", "percentile", "percentile-image", "db")
 SAMPLE_IMAGES = 1000  # images read for percentile statistics
 SAMPLE_PIXELS = 1024  # valid pixels kept per image and band

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from .geometry import Geometry
+    from .prompt_decoder import PromptDecoder
 
 
 class EncoderSpec(ABC):
@@ -68,11 +69,34 @@ class EncoderSpec(ABC):
         return self.geometry
 
     @abstractmethod
-    def build(self, device: torch.device) -> nn.Module:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> nn.Module:
         """The frozen network, in eval mode on ``device``. Its forward takes
         ``images`` (B, C, S, S) canvases (uint8, or float32 as the geometry says), ``valid_hw``
         (B, 2) int64 and optionally ``data`` (B, 1, S, S) bool, and returns
-        ``(pooled, feature_map)``: a dict name -> (B, D) float tensors and a (B, C, T, T) map."""
+        ``(pooled, feature_map)``: a dict name -> (B, D) float tensors and a (B, C, T, T) map;
+        with ``prompt_maps`` (only asked of encoders whose :meth:`prompt_maps` names some) a third
+        item, a dict name -> (B, c, s, s) of those maps."""
+
+    def prompt_decoder(self, device: torch.device) -> PromptDecoder:
+        """The encoder's own prompt encoder and mask decoder on cached maps
+        (:class:`~samembed.encoders.prompt_decoder.PromptDecoder`); encoders whose
+        :meth:`prompt_maps` is ``None`` have none."""
+        raise UsageError(f"samembed answers no prompts with the {self.name} encoder")
+
+    def choose_attention(self, setting: str, device: torch.device, stored: dict | None):
+        """``--attention``: the attention kernels to run with, for encoders that have a choice (an
+        :class:`~samembed.encoders.attention.AttentionPath`, set on the spec before :meth:`build`),
+        given the signature ``stored`` of the group being resumed (or ``None``); ``None`` for the
+        others, which refuse any setting but ``auto``."""
+        from .attention import parse_attention
+
+        if parse_attention(setting) != ("auto", "auto"):
+            raise UsageError(f"--attention applies to encoders with a choice of attention kernels, not {self.name}")
+        return None
+
+    def run_log(self) -> dict:
+        """Facts of how the network ran that go into the extraction's run log (not the signature)."""
+        return {}
 
 
 def input_size(img_size: int | None, default: int, multiple: int, encoder: str) -> int:

@@ -76,7 +76,7 @@ class DinoV2EncoderSpec(EncoderSpec):
         return {"encoder": "dinov2", "variant": self.variant, **weights, "img_size": self.img_size,
                 "preprocessing": PREPROCESSING, "tokens": "final norm; cls token, mean of valid patch tokens"}
 
-    def build(self, device: torch.device) -> DinoV2Encoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> DinoV2Encoder:
         import timm
         from timm.models.vision_transformer import checkpoint_filter_fn
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError
 from ..hashing import sha256sum
+from .weights import choose_model, local_checkpoint, read_checkpoint
 from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .dinov2 import DinoV2Encoder
@@ -113,11 +114,7 @@ class DinoV3EncoderSpec(EncoderSpec):
     def _from_file(self) -> torch.nn.Module:
         import timm
 
-        try:
-            sd = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise CheckpointError(f"{self.checkpoint} is not a readable PyTorch checkpoint ({type(err).__name__}); "
-                                  f"pass an official dinov3_{self.variant.removesuffix('-sat')}_pretrain_*.pth") from None
+        sd = read_checkpoint(self.checkpoint, f"an official dinov3_{self.variant.removesuffix('-sat')}_pretrain_*.pth")
         sd = sd.get("model", sd) if isinstance(sd, dict) else {}
         name = self.weights.timm_name + ("_qkvb" if needs_qkv_bias(sd) else "")
         vit = timm.create_model(name, pretrained=False, img_size=self.img_size, num_classes=0)
@@ -130,7 +127,7 @@ class DinoV3EncoderSpec(EncoderSpec):
                                   f"fit {self.weights.timm_name}); name the variant it holds with --model")
         return vit
 
-    def build(self, device: torch.device) -> DinoV2Encoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> DinoV2Encoder:
         import timm
 
         torch.manual_seed(0)
@@ -151,12 +148,5 @@ class DinoV3EncoderSpec(EncoderSpec):
 
 @register_encoder("dinov3")
 def dinov3_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> DinoV3EncoderSpec:
-    name = model or ENCODER_MODELS["dinov3"].default
-    random = name.endswith("-random")
-    variant = name.removesuffix("-random")
-    if variant not in VARIANTS:
-        raise UsageError(f"--model for dinov3 is one of {', '.join(VARIANTS)} (add -random for random weights), "
-                         f"not '{name}'")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise CheckpointError(f"{checkpoint} does not exist; pass a local DINOv3 weights file")
-    return DinoV3EncoderSpec(variant, random, checkpoint, img_size)
+    choice = choose_model("dinov3", model, list(VARIANTS))
+    return DinoV3EncoderSpec(choice.name, choice.random, local_checkpoint(checkpoint), img_size)

@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..download import download_recorded
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError
 from ..hashing import sha256sum
 from ..paths import user_cache_dir
+from .weights import choose_model, local_checkpoint, read_checkpoint
 from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .geometry import Geometry
@@ -81,11 +82,7 @@ def load_encoder_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The encoder's tensors of a Prithvi checkpoint, keys relative to the encoder: the official
     state dict (``encoder.*`` beside ``decoder.*``), one nested under ``model`` or ``state_dict``,
     with an outer prefix, or an encoder-only one."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); pass a "
-                              "Prithvi-EO-2.0 state dict such as Prithvi_EO_V2_300M.pt") from None
+    obj = read_checkpoint(path, "a Prithvi-EO-2.0 state dict such as Prithvi_EO_V2_300M.pt")
     for nested in ("model", "state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(nested), dict):
             obj = obj[nested]
@@ -212,7 +209,7 @@ class PrithviEncoderSpec(EncoderSpec):
                                   "zero-pad bottom and right after normalising"),
                 "tokens": "final norm; mean of valid patch tokens, cls token; one frame, no time or location codes"}
 
-    def build(self, device: torch.device) -> PrithviEncoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> PrithviEncoder:
         torch.manual_seed(0)
         with torch.device("meta" if self.checkpoint is not None else "cpu"):
             vit = build_vit(self.arch, self.img_size)
@@ -254,18 +251,11 @@ def prithvi_encoder(model: str | None, checkpoint: Path | None, img_size: int | 
     """Prithvi-EO-2.0 from ``checkpoint``, or the official release ``model`` (300m, 300m-tl, 600m,
     600m-tl, 100m-tl; default 300m), downloaded once with its sha256 recorded; ``-random`` for
     random weights of a release's shape."""
-    name = model or ENCODER_MODELS["prithvi"].default
-    random = name.endswith("-random")
-    release = name.removesuffix("-random")
-    if release not in RELEASES:
-        raise UsageError(f"--model for prithvi is one of {', '.join(RELEASES)} (add -random for random weights), "
-                         f"not '{name}'")
+    choice = choose_model("prithvi", model, list(RELEASES))
     if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
-        return PrithviEncoderSpec(release if model else None, False, checkpoint, img_size)
-    if random:
-        return PrithviEncoderSpec(release, True, None, img_size)
-    r = RELEASES[release]
+        return PrithviEncoderSpec(choice.name if model else None, False, local_checkpoint(checkpoint), img_size)
+    if choice.random:
+        return PrithviEncoderSpec(choice.name, True, None, img_size)
+    r = RELEASES[choice.name]
     path = download_recorded(r.url, user_cache_dir() / "checkpoints" / r.filename)
-    return PrithviEncoderSpec(release, False, path, img_size)
+    return PrithviEncoderSpec(choice.name, False, path, img_size)

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from segment_anything.modeling import ImageEncoderViT
 from torch import nn
 
+from ..devices import compute_dtype
 from ..errors import UsageError
 from ..hashing import sha256sum
 from .base import EncoderSpec, input_size, register_encoder
-from .attention import AttentionPath
+from .attention import AttentionPath, parse_attention, resolve_attention
 from .fast_attention import use_fast_attention
 from .geometry import Geometry
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, token_mask
@@ -131,7 +132,27 @@ class SamEncoderSpec(EncoderSpec):
         vit.load_state_dict(sd, strict=True, assign=True)
         return vit
 
-    def build(self, device: torch.device) -> SamImageEncoder:
+    def prompt_decoder(self, device: torch.device):
+        """SAM's prompt encoder and mask decoder from the checkpoint (:mod:`.sam_prompt`)."""
+        from .sam_prompt import SamPromptDecoder
+
+        return SamPromptDecoder(self.checkpoint, self.map_size, self.img_size, device)
+
+    def choose_attention(self, setting: str, device: torch.device, stored: dict | None) -> AttentionPath:
+        """``--attention``: ``auto`` resumes a group with the kernels it was written with (its
+        numbers depend on them under reduced precision), else the device's best; set on the spec."""
+        dtype = compute_dtype(device)
+        if (parse_attention(setting) == ("auto", "auto") and stored and dtype != torch.float32
+                and stored.get("compute_dtype") == str(dtype).removeprefix("torch.")):
+            self.attention = AttentionPath.from_signature(stored.get("attention"))
+        else:
+            self.attention = resolve_attention(setting, device, self.head_dim, dtype)
+        return self.attention
+
+    def run_log(self) -> dict:
+        return {"attention": str(self.attention)}
+
+    def build(self, device: torch.device, prompt_maps: bool = False) -> SamImageEncoder:
         vit = use_fast_attention(self.build_vit(), self.attention.global_blocks, self.attention.windowed_blocks)
         model = SamImageEncoder(vit).to(device).eval()
         model.requires_grad_(False)

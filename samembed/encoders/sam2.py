@@ -17,7 +17,7 @@ stride 32; 768 for tiny and small, 896 base+, 1152 large) as pooled vectors. Wit
 levels after the mask decoder's projections (``conv_s0``: 32 channels at stride 4, ``conv_s1``: 64
 at stride 8; 3 x the size of the map), which SAM 2's mask decoder reads beside the image
 embedding, so that prompts run SAM 2's own prompt encoder and mask decoder on the cache
-(:func:`load_prompt_modules`, docs/prompts.md).
+(:meth:`Sam2EncoderSpec.prompt_decoder`, docs/prompts.md).
 
 Preprocessing is SAM 2's: the image is stretched to ``img_size`` x ``img_size`` (aspect not kept:
 the geometry says so, and maps points, boxes and masks accordingly), bilinear with antialiasing in
@@ -36,10 +36,12 @@ from ..download import download_recorded
 from ..errors import CheckpointError, MissingExtraError, UsageError
 from ..hashing import sha256sum
 from ..paths import user_cache_dir
+from .weights import choose_model, local_checkpoint, read_checkpoint
 from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .geometry import Geometry
 from .pixels import PIXEL_MEAN, PIXEL_STD, PixelNormalise, masked_mean, token_mask
+from .prompt_decoder import PromptDecoder
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 STRIDE = 32  # Hiera's total stride: input sides must be multiples of it
@@ -97,11 +99,7 @@ def require_sam2():
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The whole model's tensors of a SAM 2 checkpoint (``{"model": ...}`` or a bare state dict)."""
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); pass a SAM 2 "
-                              "checkpoint in the official format, e.g. sam2.1_hiera_base_plus.pt") from None
+    obj = read_checkpoint(path, "a SAM 2 checkpoint in the official format, e.g. sam2.1_hiera_base_plus.pt", mmap=True)
     sd = obj.get("model", obj) if isinstance(obj, dict) else {}
     if not isinstance(sd, dict) or TRUNK + "patch_embed.proj.weight" not in sd:
         raise CheckpointError(f"{path} is not a SAM 2 checkpoint (no {TRUNK}patch_embed.proj.weight tensor); pass "
@@ -254,7 +252,7 @@ class Sam2EncoderSpec(EncoderSpec):
         model.requires_grad_(False)
         return model
 
-    def build_prompt_modules(self, device: torch.device = torch.device("cpu")) -> tuple[nn.Module, nn.Module]:
+    def prompt_decoder(self, device: torch.device) -> Sam2PromptDecoder:
         """SAM 2's own ``PromptEncoder`` and ``MaskDecoder`` (``sam_prompt_encoder``,
         ``sam_mask_decoder``) with the checkpoint's weights, built by the sam2 package for this
         input size, frozen, in eval mode on ``device``."""
@@ -262,7 +260,32 @@ class Sam2EncoderSpec(EncoderSpec):
         modules = model.sam_prompt_encoder, model.sam_mask_decoder
         for module in modules:
             module.to(device).eval().requires_grad_(False)
-        return modules
+        return Sam2PromptDecoder(*modules)
+
+
+class Sam2PromptDecoder(PromptDecoder):
+    """SAM 2's prompt encoder and mask decoder, called as ``SAM2ImagePredictor._predict`` calls
+    them: a box becomes two points labelled 2 and 3 placed before the clicks, the prompt encoder
+    gets no box (so it pads every prompt with a padding point), and the decoder repeats the image's
+    features for a batch of prompts and reads the two higher-resolution maps."""
+
+    def __init__(self, prompt_encoder: nn.Module, mask_decoder: nn.Module):
+        self.prompt_encoder, self.mask_decoder = prompt_encoder, mask_decoder
+        self.embed_dim = prompt_encoder.embed_dim
+        self._pe = prompt_encoder.get_dense_pe()
+
+    def __call__(self, embedding, maps, points, boxes, multimask):
+        if boxes is not None:
+            corners = boxes.reshape(-1, 2, 2)
+            labels = torch.tensor([[2, 3]], dtype=torch.int, device=corners.device).repeat(len(corners), 1)
+            points = (corners, labels) if points is None else (torch.cat([corners, points[0]], dim=1),
+                                                               torch.cat([labels, points[1]], dim=1))
+        sparse, dense = self.prompt_encoder(points=points, boxes=None, masks=None)
+        masks, scores, _, _ = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
+                                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
+                                                multimask_output=multimask, repeat_image=points[0].shape[0] > 1,
+                                                high_res_features=maps)
+        return masks, scores
 
 
 def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
@@ -270,14 +293,8 @@ def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
     downloaded once into the user cache with a progress bar and its sha256 recorded beside it
     (Meta publishes none), so a file that changed later is refused."""
     if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
-        return checkpoint
-    model = model or ENCODER_MODELS["sam2"].default
-    if model not in OFFICIAL_FILES:
-        raise UsageError(f"unknown SAM 2 model '{model}'; choose one of {', '.join(OFFICIAL_FILES)} or pass "
-                         "--checkpoint FILE")
-    filename = OFFICIAL_FILES[model]
+        return local_checkpoint(checkpoint)
+    filename = OFFICIAL_FILES[choose_model("sam2", model, list(OFFICIAL_FILES)).name]
     return download_recorded(BASE_URL + filename, user_cache_dir() / "checkpoints" / filename)
 
 

@@ -1,7 +1,7 @@
 """SAM checkpoints in the official state-dict format: where to get them, how to read them, and
 the architecture they describe.
 
-A checkpoint describes itself (reference.md section 4): the patch embedding gives the width and
+A checkpoint describes itself (its tensors' shapes, as segment_anything/modeling/image_encoder.py makes them): the patch embedding gives the width and
 patch size, the block count the depth, a block's ``rel_pos_h`` its head width (so the number of
 heads) and whether it attends globally (2T-1 rows for a T-token grid) or in windows (2w-1 rows),
 ``pos_embed`` the native input size. So vit_b/l/h and fine-tuned or unusual variants all load."""
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from ..download import download_file
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError
 from ..paths import user_cache_dir
-from ..plugins import ENCODER_MODELS
+from .weights import choose_model, local_checkpoint, read_checkpoint
 
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
 
@@ -86,26 +86,14 @@ def resolve_checkpoint(model: str | None, checkpoint: Path | None) -> Path:
     """The checkpoint file to use: ``checkpoint`` if given, else the official file of ``model``
     (default vit_b), downloaded into the user cache folder on first use and verified by sha256."""
     if checkpoint is not None:
-        if not checkpoint.is_file():
-            raise CheckpointError(f"checkpoint {checkpoint} not found; check the path given to --checkpoint")
-        return checkpoint
-    model = model or ENCODER_MODELS["sam"].default
-    if model not in OFFICIAL:
-        raise UsageError(f"unknown SAM model '{model}'; choose one of {', '.join(OFFICIAL)} or pass --checkpoint FILE")
-    official = OFFICIAL[model]
+        return local_checkpoint(checkpoint)
+    official = OFFICIAL[choose_model("sam", model, list(OFFICIAL)).name]
     return download_file(official.url, user_cache_dir() / "checkpoints" / official.filename, sha256=official.sha256)
 
 
 def _torch_load(path: Path, mmap: bool):
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as err:  # torch raises many types for a file that is not a checkpoint
-        if mmap and "mmap" in str(err):
-            return _torch_load(path, mmap=False)  # legacy (non-zip) serialisation
-        raise CheckpointError(
-            f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}); pass a SAM checkpoint "
-            f"in the official segment-anything format, e.g. {OFFICIAL['vit_b'].filename}"
-        ) from None
+    return read_checkpoint(path, f"a SAM checkpoint in the official segment-anything format, e.g. "
+                                 f"{OFFICIAL['vit_b'].filename}", mmap=mmap)
 
 
 def _prefixes_of(path: Path, anchor: str, mmap: bool) -> tuple[dict, list[str]]:

@@ -14,6 +14,7 @@ import torch
 from segment_anything.modeling import MaskDecoder, PromptEncoder, TwoWayTransformer
 
 from ..errors import CheckpointError
+from .prompt_decoder import PromptDecoder
 from .sam_checkpoint import load_prompt_and_mask_decoder
 
 DECODER_HEADS = 8
@@ -60,3 +61,17 @@ def load_prompt_modules(checkpoint: Path, grid: int, img_size: int,
     for module in modules:
         module.to(device).eval().requires_grad_(False)
     return modules
+
+
+class SamPromptDecoder(PromptDecoder):
+    """SAM's prompt encoder and mask decoder, called exactly as ``SamPredictor.predict`` calls them."""
+
+    def __init__(self, checkpoint: Path, grid: int, img_size: int, device: torch.device):
+        self.prompt_encoder, self.mask_decoder = load_prompt_modules(checkpoint, grid, img_size, device)
+        self.embed_dim = self.prompt_encoder.embed_dim
+        self._pe = self.prompt_encoder.get_dense_pe()
+
+    def __call__(self, embedding, maps, points, boxes, multimask):
+        sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=None)
+        return self.mask_decoder(image_embeddings=embedding, image_pe=self._pe, sparse_prompt_embeddings=sparse,
+                                 dense_prompt_embeddings=dense, multimask_output=multimask)

@@ -19,8 +19,9 @@ from torch import nn
 from torchvision.models import VGG19_Weights, vgg19
 
 from ..download import is_fetch_error
-from ..errors import CheckpointError, UsageError
+from ..errors import CheckpointError
 from ..hashing import sha256sum
+from .weights import choose_model, local_checkpoint, read_checkpoint
 from ..plugins import ENCODER_MODELS
 from .base import EncoderSpec, input_size, register_encoder
 from .pixels import PixelNormalise, masked_mean, token_mask
@@ -68,11 +69,7 @@ class VggEncoderSpec(EncoderSpec):
 
     def _state_dict(self) -> dict[str, torch.Tensor] | None:
         if self.checkpoint is not None:
-            try:
-                sd = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-            except Exception as err:
-                raise CheckpointError(f"{self.checkpoint} is not a readable PyTorch checkpoint ({type(err).__name__}); "
-                                      "pass a torchvision VGG19 state dict") from None
+            sd = read_checkpoint(self.checkpoint, "a torchvision VGG19 state dict")
             sd = {k: v for k, v in sd.items() if k.startswith("features.")} if isinstance(sd, dict) else {}
             if not sd:
                 raise CheckpointError(f"{self.checkpoint} is not a VGG19 checkpoint (no features.* tensors); pass a "
@@ -89,7 +86,7 @@ class VggEncoderSpec(EncoderSpec):
                                   "pass --checkpoint FILE with a local copy of "
                                   f"{IMAGENET_WEIGHTS.url.rsplit('/', 1)[-1]}") from None
 
-    def build(self, device: torch.device) -> VggEncoder:
+    def build(self, device: torch.device, prompt_maps: bool = False) -> VggEncoder:
         torch.manual_seed(0)
         net = vgg19(weights=None)
         sd = self._state_dict()
@@ -105,9 +102,4 @@ class VggEncoderSpec(EncoderSpec):
 
 @register_encoder("vgg19")
 def vgg19_encoder(model: str | None, checkpoint: Path | None, img_size: int | None) -> VggEncoderSpec:
-    weights = model or ENCODER_MODELS["vgg19"].default
-    if weights not in ENCODER_MODELS["vgg19"].models:
-        raise UsageError(f"--model for vgg19 is imagenet (default) or random, not '{weights}'")
-    if checkpoint is not None and not Path(checkpoint).is_file():
-        raise CheckpointError(f"{checkpoint} does not exist; pass a local VGG19 state dict")
-    return VggEncoderSpec(weights, checkpoint, img_size)
+    return VggEncoderSpec(choose_model("vgg19", model).name, local_checkpoint(checkpoint), img_size)

@@ -29,7 +29,8 @@ from ..registry import Registry
 from ..splits import Split, SplitSpec, make_split
 from ..threads import cpu_threads
 from .features import ArraySource, GridSource, load_raw_images
-from .kinds import KINDS, HeadKind, Outcome, TrainSettings
+from .kinds import KINDS, HeadKind
+from .plans import Outcome, RunData, RunPlan, TrainSettings, plan_dict  # noqa: F401  (their home before plans.py)
 from .records import DEFAULT_RUNS_DIR, RunsStore, warn_recorded_elsewhere
 
 
@@ -44,36 +45,6 @@ def _duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """One run: a head on a feature, a split and a seed. ``settings`` are the training settings of
-    torch heads (``None`` for heads that set their own hyper-parameters)."""
-
-    head: str
-    split: SplitSpec
-    seed: int = 0
-    feature: str | None = None  # filled in by the kind: a pooled array, "grid", "images" or "none"
-    settings: TrainSettings | None = None
-
-
-def plan_dict(plan: RunPlan) -> dict:
-    """The plan as its run id and records hold it."""
-    return {"head": plan.head, "feature": plan.feature, "split": plan.split.name, "seed": plan.seed,
-            "settings": plan.settings.as_dict() if plan.settings is not None else None}
-
-
-@dataclass(frozen=True)
-class RunData:
-    """One run: training and validation indices into the cache, its seed, and the indices its
-    reported metric comes from (``evaluate``: the test part of a split that has one, else the
-    validation part)."""
-
-    train: np.ndarray
-    val: np.ndarray
-    evaluate: np.ndarray
-    seed: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +80,10 @@ class Experiment:
 
     task: str
     split_kinds: tuple[str, ...] = ("val", "shots", "standard")
+    # What the task's experiment offers its head kinds beyond what every experiment has (labels,
+    # splits, pooled and grid features, raw images): a kind that needs more (HeadKind.needs) is
+    # refused in one line for a task that does not offer it.
+    offers: tuple[str, ...] = ()
 
     def __init__(self, group: CacheGroup, options: ExperimentOptions = ExperimentOptions()):
         self.group = group.require_complete()
@@ -130,6 +105,7 @@ class Experiment:
         self._index = None
         self._pending: dict[str, int] = {}  # optimizer steps of each head's runs still to train in run()
         self._paced: set[str] = set()  # heads whose time was estimated
+        self._kept: dict[str, object] = {}  # objects kinds build once per experiment (keep())
         self.threads: int | None = None  # CPU threads of the current run() (samembed.threads)
 
     # -- plans ---------------------------------------------------------------------------------
@@ -138,7 +114,19 @@ class Experiment:
         return get_head(name, self.task)
 
     def kind(self, head: str) -> HeadKind:
-        return KINDS.get(self.head(head).kind)
+        kind = KINDS.get(self.head(head).kind)
+        lacking = [need for need in kind.needs if need not in self.offers]
+        if lacking:
+            raise UsageError(f"the {kind.name} kind of {head} needs {', '.join(lacking)}, which a {self.task} "
+                             "experiment does not offer")
+        return kind
+
+    def keep(self, key: str, make: Callable[[], object]):
+        """The object kinds share under ``key`` for this experiment (a prompt predictor, ...):
+        ``make()`` on first use, the same object after."""
+        if key not in self._kept:
+            self._kept[key] = make()
+        return self._kept[key]
 
     def plan(self, head: str, split: SplitSpec, seed: int = 0, feature: str | None = None, *,
              epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
@@ -198,7 +186,7 @@ class Experiment:
 
     def grid(self) -> GridSource:
         if self._grid is None:
-            self._grid = GridSource(self.group.group["grid"], budget=self.options.memory_budget)
+            self._grid = GridSource(self.group.array("grid"), budget=self.options.memory_budget)
         return self._grid
 
     def dataset(self):
@@ -258,6 +246,7 @@ class Experiment:
 
     def _fit(self, kind: HeadKind, plans: list[RunPlan], records: list[dict], on_done) -> None:
         made = [self.record(plan, kind, outcome) for plan, outcome in kind.fit(self, plans)]
+        self.group.check_generation()  # numbers read from a group being rebuilt are never recorded
         appended = {id(r) for r in self.store.append_many(made)}
         for record in made:
             if id(record) not in appended:
@@ -306,7 +295,7 @@ class Experiment:
             "config": {**plan_dict(plan), "device": str(self.device), "uses_encoder": kind.input != "images",
                        **({"threads": self.threads} if self.threads else {})},
             "cache": {"store": str(self.group.store), "group": self.group.name, "dataset": self.group.dataset,
-                      "signature": self.group.signature},
+                      "signature": self.group.signature, "generation": self.group.generation},
             "split": {"name": split.name, "seed": split.seed, "n_train": len(split.train), "n_val": len(split.val),
                       "n_test": len(split.test), "indices_hash": split.indices_hash},
             "metrics": {**metrics, "evaluated_on": evaluated_on, "selection": kind.selection(outcome, evaluated_on)},
@@ -324,6 +313,14 @@ class Experiment:
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
         """(metrics of ``outcome`` on ``data.evaluate``, extra record fields) of the task."""
         raise NotImplementedError
+
+    @classmethod
+    def summary(cls, record: dict) -> str:
+        """One line that says what the run was and how it scored (``train-head`` and ``sweep``
+        print it); tasks name their headline metrics, this default lists every number."""
+        m, c = record["metrics"], record["config"]
+        numbers = ", ".join(f"{k} {v:.4f}" for k, v in m.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        return f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: {m.get('evaluated_on', '')} {numbers}"
 
 
 TASKS: Registry[type[Experiment]] = Registry("task", BUILTIN["task"])

@@ -7,7 +7,8 @@ import os
 from collections.abc import Iterator
 
 import numpy as np
-import zarr
+
+from ..cache.integrity import CheckedArray
 
 DEFAULT_MEMORY_FRACTION = 0.5
 
@@ -41,7 +42,7 @@ class GridSource:
     at about ``block_bytes`` however large the cache is. A block's chunks are read in one
     selection, which zarr fetches concurrently (what keeps object storage fast)."""
 
-    def __init__(self, array: zarr.Array, budget: int | None = None, block_bytes: int = 256 << 20):
+    def __init__(self, array: CheckedArray, budget: int | None = None, block_bytes: int = 256 << 20):
         self.array = array
         self.in_memory = array.nbytes <= (memory_budget() if budget is None else budget)
         self.data = array[:] if self.in_memory else None
@@ -65,7 +66,7 @@ class GridSource:
             rows = np.concatenate([np.flatnonzero(wanted[c * self.chunk_rows:min((c + 1) * self.chunk_rows, n)])
                                    + c * self.chunk_rows for c in np.sort(chunks[b:b + self.block_chunks])])
             pending_idx.append(rows)
-            pending_x.append(self.array.get_orthogonal_selection((rows,)))
+            pending_x.append(self.array.read_rows(rows))
             idx, x = np.concatenate(pending_idx), np.concatenate(pending_x)
             if rng is not None:
                 perm = rng.permutation(len(idx))

@@ -8,57 +8,18 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import UsageError
 from ..plugins import BUILTIN
 from ..registry import Registry
+from .plans import Outcome, RunPlan, TrainSettings  # noqa: F401  (Outcome: kinds import it from here too)
 
 if TYPE_CHECKING:
-    from .base import Experiment, RunPlan
+    from .base import Experiment
 
 Input = Literal["pooled", "grid", "images", "none"]
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Training settings of a torch head (part of its run id). ``min_steps`` is a floor on
-    optimizer steps: a training set too small to give that many steps in ``epochs`` epochs trains
-    as many more whole epochs as it takes (0: exactly ``epochs``)."""
-
-    epochs: int = 20
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    batch_size: int = 256
-    warmup_epochs: float = 1.0
-    min_steps: int = 0
-    lr_grid: tuple[float, ...] = ()  # if set, each run's peak lr is chosen from it on a held-out part (``lr`` where none can be held out)
-
-    def as_dict(self) -> dict:
-        """The settings as run ids and records hold them. A field added after release 0.1.0 is
-        left out while it has the value that trains as that release did, so the runs of that
-        release keep their ids and any run it changes gets a new one."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()
-                if ADDED_SETTINGS.get(k, object()) != v}
-
-
-# Settings added after release 0.1.0, with the value that trains as that release did.
-ADDED_SETTINGS = {"min_steps": 0, "lr_grid": ()}
-
-
-@dataclass
-class Outcome:
-    """What fitting one run hands to its task to score and record. ``predictions`` is the task's
-    (classification: (m,) predicted classes of the evaluated images; segmentation: a function
-    from image indices to predicted masks); ``info`` goes into the record's ``head_info``;
-    ``record`` holds fields the kind adds to the record (merged into its sections)."""
-
-    predictions: Any
-    seconds: float
-    curves: dict[str, list[float]] = field(default_factory=dict)
-    info: dict = field(default_factory=dict)
-    record: dict = field(default_factory=dict)
 
 
 class HeadKind(ABC):
@@ -67,6 +28,7 @@ class HeadKind(ABC):
     name: str
     task: str
     input: Input  # what its heads read: a pooled vector, the grid map, the raw images, or nothing
+    needs: tuple[str, ...] = ()  # what it reads of its task's experiment beyond every experiment's (Experiment.offers)
     defaults: TrainSettings | None = None  # None: the kind sets its own hyper-parameters (or trains nothing)
     batched: bool = False  # runs of one head, feature and settings are fitted together in one call
 

@@ -196,6 +196,14 @@ ENVELOPE: dict[str, dict[str, type | tuple[type, ...]]] = {
 TEXT_METRICS = {"evaluated_on", "selection", "resolution"}
 
 
+def task_of(record: dict) -> str:
+    """The task of a run record (records written before tasks were named are of
+    :data:`~samembed.plugins.TASK_OF_UNTAGGED_RECORDS`)."""
+    from ..plugins import TASK_OF_UNTAGGED_RECORDS
+
+    return record.get("task") or TASK_OF_UNTAGGED_RECORDS
+
+
 def record_problem(record: dict) -> str | None:
     """What a run record lacks of :data:`ENVELOPE`, or a metric that is text where a number
     belongs; ``None`` when it can be read."""

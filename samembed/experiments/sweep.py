@@ -5,25 +5,20 @@
 from __future__ import annotations
 
 from itertools import product
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
 from ..cache.reader import matching_groups
 from ..errors import UsageError, warn
-from ..paths import DEFAULT_CACHE_DIR
 from ..splits import SplitSpec
 from .base import open_experiment
-from .records import DEFAULT_RUNS_DIR, readable_runs, record_problem
+from .records import readable_runs, record_problem
+from .request import TrainingRequest
 
 
 def sweep(
-    dataset: str | None = None, *, encoder: str | None = None, heads: list[str] = ("linear",),
-    splits: list[float | str] = (0.2,), shots: list[int] | None = None, seeds: int | list[int] = 1,
-    feature: str | None = None, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-    device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
-    data_dir: str | Path | None = None, download: bool = False, progress: bool = True,
-    checkpoint: str | Path | None = None, min_steps: int | None = None,
+    dataset: str | None = None, *, heads: list[str] = ("linear",), splits: list[float | str] = (0.2,),
+    shots: list[int] | None = None, seeds: int | list[int] = 1, progress: bool = True, **training,
 ) -> list[dict]:
     """Train every head on every split (validation fractions, ``standard``, or ``shots`` per class)
     and seed from the cache of ``dataset`` (``None``: the cache's only dataset); append one record
@@ -33,16 +28,20 @@ def sweep(
     of one encoder, say); each runs the same plans. On a segmentation cache the heads are decoders
     (and ``unet``); ``checkpoint`` is the SAM checkpoint for ``sam-vit`` when it is not where the
     extraction found it. ``epochs`` are trained exactly unless ``min_steps`` is given too; by
-    default a torch head trains its kind's epochs and at least its kind's step floor (docs/heads.md)."""
+    default a torch head trains its kind's epochs and at least its kind's step floor (docs/heads.md).
+    ``training`` are the :class:`~samembed.experiments.request.TrainingRequest` fields (encoder,
+    feature, epochs, lr, batch_size, min_steps, device, cache_dir, runs_dir, data_dir, download,
+    checkpoint)."""
+    request = TrainingRequest.of(dataset, **training)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     if not seed_list:
         raise UsageError("--seeds must be at least 1")
     specs = [SplitSpec.parse(None, k) for k in shots] if shots else [SplitSpec.parse(s, None) for s in splits]
-    options = dict(runs_dir=runs_dir, device=device, data_dir=data_dir, download=download, checkpoint=checkpoint)
-    groups = [None] if encoder is None else matching_groups(cache_dir, dataset, encoder)
-    experiments = [open_experiment(dataset, cache_dir=cache_dir, group=g, **options) for g in groups]
-    plans = [[e.plan(h, s, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
-              for h, s, seed in product(heads, specs, seed_list)] for e in experiments]
+    groups = [None] if request.encoder is None else matching_groups(request.cache_dir, dataset, request.encoder)
+    experiments = [open_experiment(dataset, cache_dir=request.cache_dir, group=g, **request.experiment_options())
+                   for g in groups]
+    plans = [[e.plan(h, s, seed, request.feature, **request.settings()) for h, s, seed in product(heads, specs, seed_list)]
+             for e in experiments]
     records = []
     with tqdm(total=sum(map(len, plans)), unit="run", desc="sweep", disable=not progress, dynamic_ncols=True) as bar:
         for experiment, todo in zip(experiments, plans):
@@ -52,25 +51,22 @@ def sweep(
 
 
 def train_head(
-    dataset: str | None = None, *, encoder: str | None = None, head: str = "linear", split: float | str | None = None,
-    shots: int | None = None, seed: int = 0, feature: str | None = None, epochs: int | None = None,
-    lr: float | None = None, batch_size: int | None = None, device: str = "auto",
-    cache_dir: str | Path = DEFAULT_CACHE_DIR, runs_dir: str | Path = DEFAULT_RUNS_DIR,
-    data_dir: str | Path | None = None, download: bool = False, checkpoint: str | Path | None = None,
-    min_steps: int | None = None,
+    dataset: str | None = None, *, head: str = "linear", split: float | str | None = None, shots: int | None = None,
+    seed: int = 0, **training,
 ) -> dict:
     """Train one head on one split and seed of the cache of ``dataset`` (``None``: the cache's
     only dataset); returns its run record (also appended to the store).
     When the same run is already recorded, nothing is trained: a warning says when it was
     recorded and its record is returned (refused in one line if that record cannot be read).
-    Without a split, a dataset with a published split (road) uses it for segmentation."""
-    experiment = open_experiment(dataset, encoder, cache_dir=cache_dir, runs_dir=runs_dir, device=device,
-                                 data_dir=data_dir, download=download, checkpoint=checkpoint)
+    Without a split, a dataset with a published split (road) uses it for segmentation.
+    ``training`` are the :class:`~samembed.experiments.request.TrainingRequest` fields."""
+    request = TrainingRequest.of(dataset, **training)
+    experiment = open_experiment(dataset, request.encoder, cache_dir=request.cache_dir, **request.experiment_options())
     if split is None and shots is None and experiment.default_split is not None:
         spec = experiment.default_split
     else:
         spec = SplitSpec.parse(split, shots)
-    plan = experiment.plan(head, spec, seed, feature, epochs=epochs, lr=lr, batch_size=batch_size, min_steps=min_steps)
+    plan = experiment.plan(head, spec, seed, request.feature, **request.settings())
     new = experiment.run([plan])
     if new:
         return new[0]

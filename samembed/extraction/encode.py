@@ -105,7 +105,7 @@ def _encode(
                                                 mask_size, data_share=bool(group.attrs.get("data_share")),
                                                 prompt_maps=plan.prompt_maps).items()
              if name in group}  # older groups lack 'error'
-    model = spec.build(device, prompt_maps=True) if plan.prompt_maps else spec.build(device)
+    model = spec.build(device, prompt_maps=bool(plan.prompt_maps))
     if compile:
         model = torch.compile(model, dynamic=False)  # the last, smaller batch compiles once more
     dtype = compute_dtype(device)
@@ -171,7 +171,7 @@ def _encode(
         "stored": writer.stored, "skipped": result.skipped, "blank": result.blank, "device": _device_name(device),
         "batch_size": batch_size,
         "workers": workers, "images_per_second": round(result.images_per_second, 3), "host": socket.gethostname(),
-        "pid": os.getpid(), **({"attention": str(spec.attention)} if hasattr(spec, "attention") else {}), **log,
+        "pid": os.getpid(), **spec.run_log(), **log,
         **({"interrupted": True} if interrupted else {}),
     })
     if interrupted is not None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 import zarr
 
 from ..cache.layout import default_shard_images, images_done
@@ -23,9 +22,9 @@ from ..datasets.composite import (SAMPLE_IMAGES, Composite, parse_composite, sam
 from ..datasets.inputs import InputReader
 from ..devices import compute_dtype, resolve_device
 from ..encoders import EncoderSpec, create_encoder
-from ..encoders.attention import AttentionPath, parse_attention, resolve_attention
 from ..errors import UsageError
 from ..paths import DEFAULT_CACHE_DIR
+from ..plugins import DEFAULT_ENCODER
 
 ON_DEVICE_RESIZE = "on the device: torch bilinear (antialiased), rounded to 0-255"
 ON_DEVICE_RESIZE_FLOAT = "on the device: torch bilinear (antialiased), float32, not rounded"
@@ -87,7 +86,7 @@ class ExtractionPlan:
 
 
 def plan_extraction(
-    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = "sam",
+    dataset: str | DatasetIndex, *, data_dir: str | Path | None = None, download: bool = False, encoder: str = DEFAULT_ENCODER,
     model: str | None = None, checkpoint: str | Path | None = None, img_size: int | None = None,
     grid: int | None = None, device: str = "auto", cache_dir: str | Path = DEFAULT_CACHE_DIR,
     shard_images: int | None = None, resize_on_device: bool | None = None, bands: str | None = None,
@@ -118,13 +117,13 @@ def plan_extraction(
         index = load_dataset(name or dataset, data_dir, download, source=dataset if name else None,
                              **(dataset_options or {}))
     spec = create_encoder(encoder, model=model, checkpoint=checkpoint, img_size=img_size)
-    segmentation = index.task == "segmentation"
+    masks = index.mask_ids is not None  # per-pixel targets: their decoders read the whole map
     maps = prompt_maps(spec, grid) if prompt_features else {}
-    whole = segmentation or prompt_features
+    whole = masks or prompt_features
     grid = grid if grid is not None else (spec.map_size if whole else min(16, spec.map_size))
     if not 1 <= grid <= spec.map_size:
         raise UsageError(f"--grid must be between 1 and {spec.map_size} (the feature map side), not {grid}")
-    mask_size = 4 * grid if segmentation else None  # decoders upsample the grid 4x, as SAM's does
+    mask_size = 4 * grid if masks else None  # decoders upsample the grid 4x, as SAM's does
     dev = resolve_device(device)
     on_device = (dev.type == "cuda") if resize_on_device is None else resize_on_device
     location = cache_location(cache_dir)
@@ -150,7 +149,7 @@ def plan_extraction(
                       + (f"+{composite.key()}" if composite is not None else ""), index.name, location)
     if path is not None and path.signature_entry(signature["compute_dtype"]):
         signature["attention"] = path.signature_entry(signature["compute_dtype"])
-    attrs = {"data_root": str(Path(index.root).resolve())}
+    attrs = {"data_root": str(Path(index.root).resolve()), "answers_prompts": spec.prompt_maps() is not None}
     if index.options:
         attrs["dataset_options"] = dict(index.options)
     if getattr(spec, "checkpoint", None) is not None:
@@ -163,20 +162,10 @@ def plan_extraction(
     )
 
 
-def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str,
-               cache_dir: CacheLocation) -> AttentionPath | None:
-    """Resolve ``--attention`` for an encoder that has a choice (SAM) and set it on ``spec``."""
-    if not hasattr(spec, "attention"):
-        if parse_attention(setting) != ("auto", "auto"):
-            raise UsageError(f"--attention applies to the sam encoder, not {spec.name}")
-        return None
-    dtype = compute_dtype(dev)
-    stored = stored_signature(cache_dir, dataset, group) if parse_attention(setting) == ("auto", "auto") else None
-    if stored and dtype != torch.float32 and stored.get("compute_dtype") == str(dtype).removeprefix("torch."):
-        spec.attention = AttentionPath.from_signature(stored.get("attention"))  # the numbers it holds
-    else:
-        spec.attention = resolve_attention(setting, dev, spec.head_dim, dtype)
-    return spec.attention
+def _attention(spec: EncoderSpec, setting: str, dev, group: str, dataset: str, cache_dir: CacheLocation):
+    """Resolve ``--attention`` with the encoder (:meth:`~samembed.encoders.base.EncoderSpec.choose_attention`),
+    given the signature of the group being resumed."""
+    return spec.choose_attention(setting, dev, stored_signature(cache_dir, dataset, group))
 
 
 def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int]]:
@@ -185,8 +174,8 @@ def prompt_maps(spec: EncoderSpec, grid: int | None) -> dict[str, tuple[int, int
     smaller ``grid`` is refused, and so is an encoder whose prompts samembed does not answer."""
     maps = spec.prompt_maps()
     if maps is None:
-        raise UsageError(f"--prompt-features is for encoders whose prompt decoder samembed runs (sam, sam2), not "
-                         f"{spec.name}; drop it")
+        raise UsageError(f"--prompt-features is for encoders whose prompt decoder samembed runs (docs/prompts.md), "
+                         f"not {spec.name}; drop it")
     if grid is not None and grid != spec.map_size:
         raise UsageError(f"--prompt-features stores the whole feature map ({spec.map_size} x {spec.map_size}); drop "
                          f"--grid {grid} or give --grid {spec.map_size}")

@@ -27,7 +27,7 @@ import torch
 
 from ..cache import CacheGroup
 from ..encoders.geometry import Geometry
-from ..encoders.sam_prompt import load_prompt_modules
+from ..encoders import create_encoder
 from ..errors import CheckpointError, UsageError
 from .prompts import Prompt
 
@@ -66,43 +66,41 @@ class CachePredictor:
     def __init__(self, group: CacheGroup, checkpoint: str | Path | None = None, device: str | torch.device = "cpu"):
         signature = group.signature
         encoder = signature.get("encoder", {})
-        self.model = encoder.get("encoder")
-        if self.model not in ("sam", "sam2"):
-            raise UsageError(f"{group.name} was extracted with {self.model}; prompts need SAM's or SAM 2's image "
-                             "embedding (extract with --encoder sam or sam2)")
-        self.map_names = tuple(signature.get("prompt_maps", {}))  # SAM 2's higher-resolution maps
-        if self.model == "sam2" and not self.map_names:
-            raise UsageError(f"{group.name} is a SAM 2 cache made without --prompt-features, and SAM 2's mask decoder "
-                             "also reads two higher-resolution maps; extract again with --prompt-features --overwrite")
+        name = encoder.get("encoder")
+        if group.attrs.get("answers_prompts") is False:
+            raise UsageError(f"{group.name} was extracted with {name}, whose prompts samembed does not answer (it has "
+                             "no mask decoder samembed runs); extract with an encoder that has one (docs/prompts.md)")
         geometry = Geometry.from_signature(encoder)
         if int(signature["grid"]) != geometry.map_size:
             raise UsageError(f"{group.store_name}/{group.name} holds the feature map pooled to {signature['grid']} x "
                              f"{signature['grid']}; prompts need the whole map: extract again with --grid "
                              f"{geometry.map_size} (a new cache group)")
-        path = group.checkpoint(checkpoint)
-        if path is None or not path.is_file():
+        path = group.checkpoint(checkpoint)  # None: the encoder records none (its decoder needs no weights file)
+        if path is not None and not path.is_file():
             raise CheckpointError(f"prompts use the prompt encoder and mask decoder of the checkpoint "
                                   f"{group.name} was extracted with{f' ({path})' if path else ''}, and it is not "
                                   "there; pass it with --checkpoint")
         self.group, self.geometry, self.device = group, geometry, torch.device(device)
-        if self.model == "sam2":
-            from ..encoders import create_encoder
-
-            spec = create_encoder("sam2", checkpoint=path, img_size=geometry.img_size)
-            self.prompt_encoder, self.mask_decoder = spec.build_prompt_modules(self.device)
-        else:
-            self.prompt_encoder, self.mask_decoder = load_prompt_modules(path, geometry.map_size, geometry.img_size,
-                                                                         self.device)
-        channels = group.group["grid"].shape[1]
-        if self.prompt_encoder.embed_dim != channels:
-            raise CheckpointError(f"{path}'s prompt encoder takes {self.prompt_encoder.embed_dim} channels but the "
+        spec = create_encoder(name, checkpoint=path, img_size=geometry.img_size)
+        needed = spec.prompt_maps()
+        if needed is None:
+            raise UsageError(f"{group.name} was extracted with {name}, whose prompts samembed does not answer; "
+                             "extract with an encoder that has a mask decoder samembed runs (docs/prompts.md)")
+        self.map_names = tuple(needed)  # the maps besides the whole map that its mask decoder reads
+        missing = [m for m in self.map_names if m not in signature.get("prompt_maps", {})]
+        if missing:
+            raise UsageError(f"{group.name} was made without --prompt-features, and {name}'s mask decoder also reads "
+                             f"{', '.join(missing)}; extract again with --prompt-features --overwrite")
+        self.decoder = spec.prompt_decoder(self.device)
+        channels = group.arrays["grid"].shape[1]
+        if self.decoder.embed_dim != channels:
+            raise CheckpointError(f"{path}'s prompt encoder takes {self.decoder.embed_dim} channels but the "
                                   f"cache holds {channels}; pass the checkpoint the cache was extracted with")
         self.orig_hw = group.read("orig_hw")
         self.image_ids = [str(i) for i in group.read("image_ids")]
         self._positions = {image_id: i for i, image_id in enumerate(self.image_ids)}
         self._ok, self._blank = group.read("ok"), group.blank()
         self._usable = self._ok & ~self._blank
-        self._pe = self.prompt_encoder.get_dense_pe()
 
     def index_of(self, image_id: str) -> int:
         """The cache index of ``image_id``; one line naming an example id if it is not there."""
@@ -121,12 +119,12 @@ class CachePredictor:
 
     def embedding(self, i: int) -> torch.Tensor:
         """(1, C, G, G) float32 image embedding of image ``i`` (stored as float16)."""
-        return torch.as_tensor(self.group.group["grid"][i:i + 1], device=self.device).float()
+        return torch.as_tensor(self.group.array("grid")[i:i + 1], device=self.device).float()
 
     def high_res(self, i: int) -> list[torch.Tensor]:
-        """SAM 2: the higher-resolution maps of image ``i`` its mask decoder reads, float32
-        [(1, 32, 4G, 4G), (1, 64, 2G, 2G)] (stored as float16); SAM: []."""
-        return [torch.as_tensor(self.group.group[name][i:i + 1], device=self.device).float()
+        """The other maps of image ``i`` the mask decoder reads, float32 (stored as float16), in the
+        order of the encoder's ``prompt_maps()`` (SAM 2: [(1, 32, 4G, 4G), (1, 64, 2G, 2G)]; SAM: [])."""
+        return [torch.as_tensor(self.group.array(name)[i:i + 1], device=self.device).float()
                 for name in self.map_names]
 
     @torch.inference_mode()
@@ -134,10 +132,9 @@ class CachePredictor:
                high_res: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(P, k, 4G, 4G) low-resolution mask logits and (P, k) predicted IoUs of ``prompts`` (in
         image ``i``'s pixels) on image ``i``; k = 3 with ``multimask``, else 1. ``embedding`` (1, C,
-        G, G) and, for SAM 2, ``high_res`` replace the stored ones (float32 features, for tests)."""
+        G, G) and ``high_res`` (the other maps) replace the stored ones (float32 features, for tests)."""
         embedding = self.embedding(i) if embedding is None else embedding
-        if self.model == "sam2":
-            high_res = self.high_res(i) if high_res is None else high_res
+        high_res = self.high_res(i) if high_res is None else high_res
         hw = self.orig_hw[i]
         k = 3 if multimask else 1
         size = 4 * self.geometry.map_size
@@ -159,32 +156,9 @@ class CachePredictor:
             if has_box:
                 box = self.geometry.boxes_to_input(np.array([prompts[p].box for p in members], float), hw)
                 boxes = torch.as_tensor(box, dtype=torch.float, device=self.device)
-            if self.model == "sam2":
-                masks, scores = self._sam2(embedding, high_res, points, boxes, multimask)
-            else:
-                sparse, dense = self.prompt_encoder(points=points, boxes=boxes, masks=None)
-                masks, scores = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
-                                                  sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                                  multimask_output=multimask)
+            masks, scores = self.decoder(embedding, high_res, points, boxes, multimask)
             low_res[members], iou[members] = masks, scores
         return low_res, iou
-
-    def _sam2(self, embedding: torch.Tensor, high_res: list[torch.Tensor], points, boxes, multimask: bool):
-        """One call of SAM 2's prompt encoder and mask decoder, as ``SAM2ImagePredictor._predict``:
-        a box becomes two points labelled 2 and 3 placed before the clicks, the prompt encoder gets
-        no box (so it pads every prompt with a padding point), and the decoder repeats the image's
-        features for a batch of prompts. Returns (P, k, 4G, 4G) logits and (P, k) IoUs."""
-        if boxes is not None:
-            corners = boxes.reshape(-1, 2, 2)
-            labels = torch.tensor([[2, 3]], dtype=torch.int, device=self.device).repeat(len(corners), 1)
-            points = (corners, labels) if points is None else (torch.cat([corners, points[0]], dim=1),
-                                                               torch.cat([labels, points[1]], dim=1))
-        sparse, dense = self.prompt_encoder(points=points, boxes=None, masks=None)
-        masks, scores, _, _ = self.mask_decoder(image_embeddings=embedding, image_pe=self._pe,
-                                                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-                                                multimask_output=multimask, repeat_image=points[0].shape[0] > 1,
-                                                high_res_features=high_res)
-        return masks, scores
 
     def predict(self, i: int, prompts: list[Prompt], multimask: bool = True) -> list[PromptMask]:
         """The mask of each prompt on image ``i`` at the original resolution."""
@@ -195,7 +169,7 @@ class CachePredictor:
         each batch of :data:`PROMPTS_PER_BATCH` prompts is answered: the image's features are read
         once, and only one batch's logits are held."""
         embedding = self.embedding(i)
-        high_res = self.high_res(i) if self.model == "sam2" else None
+        high_res = self.high_res(i)
         hw = self.orig_hw[i]
         for start in range(0, len(prompts), PROMPTS_PER_BATCH):
             batch = prompts[start:start + PROMPTS_PER_BATCH]

@@ -103,14 +103,13 @@ class ZeroShot(HeadKind):
     """Prompts from the truth through SAM's prompt encoder and mask decoder; nothing trained."""
 
     name, task, input = "zero-shot", "segmentation", "grid"
+    needs = ("index", "checkpoint")
 
     def fit(self, experiment, plans):
         # one predictor per experiment: a sweep fits zero-shot runs one at a time, and a SAM 2
         # predictor builds the whole model to get its decoder
-        predictor = vars(experiment).get("_prompt_predictor")
-        if predictor is None:
-            predictor = experiment._prompt_predictor = CachePredictor(experiment.group, experiment.checkpoint(),
-                                                                      experiment.device)
+        predictor = experiment.keep("prompt predictor", lambda: CachePredictor(
+            experiment.group, experiment.checkpoint(), experiment.device))
         for plan in plans:
             recipe = experiment.head(plan.head).factory()
             data = experiment.run_data(experiment.split(plan.split, plan.seed), plan.seed)

@@ -12,15 +12,13 @@ import pandas as pd
 from ..atomic import write_whole
 from ..cache.synthetic import synthetic_signature
 from ..errors import UsageError, storage_error, warn
-from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run, readable_runs
+from ..experiments.records import DEFAULT_RUNS_DIR, RunsStore, first_of_each_run, readable_runs, task_of
 from ..version import __version__
-from .classification_section import classification_section
+from . import classification_section, segmentation_section  # noqa: F401  (they register their sections)
 from .markdown import names_markdown, report_markdown
 from .names import display_names
 from .output import ReportOutput
-from .segmentation_section import segmentation_section
-
-DEFAULT_REPORT_DIR = DEFAULT_RUNS_DIR / "report"
+from .sections import SECTIONS, task_report
 
 
 @dataclass
@@ -66,8 +64,10 @@ def write_report(
     if baseline is not None:
         _check_baseline(records, baseline)
     by_id = {r["run_id"]: r for r in records}
-    by_task = {"classification": [r for r in records if r.get("task", "classification") == "classification"],
-               "segmentation": [r for r in records if r.get("task") == "segmentation"]}
+    by_task: dict[str, list[dict]] = {}
+    for task in [*SECTIONS, *sorted({task_of(r) for r in records} - set(SECTIONS))]:  # registered ones first
+        if any(task_of(r) == task for r in records):
+            by_task[task] = [r for r in records if task_of(r) == task]
     out = Path(out) if out is not None else Path(runs_dir) / "report"
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; the report is a folder of files: pass a folder (created if missing)")
@@ -81,10 +81,8 @@ def write_report(
     chosen = _pick_run(records, run, by_id)
     figures: dict[str, list] = {}
     tables = []
-    for task, write in (("classification", classification_section), ("segmentation", segmentation_section)):
-        if not by_task[task]:
-            continue
-        section = write(by_task[task], by_id, output, chosen, run is not None)
+    for task, task_records in by_task.items():
+        section = task_report(task).write(task_records, by_id, output, chosen, run is not None)
         for name, captions in section.figures.items():
             figures.setdefault(name, []).extend(captions)
         tables += section.tables
@@ -92,7 +90,8 @@ def write_report(
             report.summary = section.summary
         report.configurations += len(section.summary)
         report.runs_by_task[task] = len(by_task[task])
-        report.differences[task] = section.comparisons.table
+        if section.comparisons is not None:
+            report.differences[task] = section.comparisons.table
     if any(short != group for group, short in output.names.items()):
         tables.append(("Names in the figures", "Figures name cache groups by their model alias, without the "
                        "checkpoint's hash; the tables use the full names.", names_markdown(output.names)))
@@ -159,7 +158,7 @@ def _selected(records: list[dict], **filters) -> set[str]:
 
 def _pick_run(records: list[dict], run: str | None, by_id: dict[str, dict]) -> dict[str, dict]:
     """The run of each dataset's training-curve figure: ``run`` (id or prefix), or per dataset the
-    best run that has curves (accuracy, or micro Dice for segmentation)."""
+    best run that has curves (by its task's headline metrics: accuracy, micro Dice, ...)."""
     if run is not None:
         matches = [r for r in records if r["run_id"].startswith(run)]
         if len(matches) != 1:
@@ -173,8 +172,7 @@ def _pick_run(records: list[dict], run: str | None, by_id: dict[str, dict]) -> d
     chosen: dict[str, dict] = {}
 
     def score(r: dict) -> tuple:
-        m = r["metrics"]
-        return (m["micro_dice"], m["mean_dice"]) if r.get("task") == "segmentation" else (m["accuracy"], m["macro_f1"])
+        return task_report(task_of(r)).headline(r)
 
     for r in records:  # the first of equals wins, as a stable sort would
         name = r["cache"]["dataset"]

@@ -9,6 +9,7 @@ from .comparisons import Configuration, comparisons
 from .markdown import differences_markdown, summary_markdown
 from .names import series_labels
 from .output import ReportOutput, Section
+from .sections import register_section
 from .tables import confusion_table, per_class_table, runs_table, summary_table, summed_confusion
 
 SUMMARY_TEXT = ("Accuracy and macro F1 on the evaluated split, in percent: mean ± sample standard deviation over "
@@ -31,6 +32,7 @@ def configurations(summary: pd.DataFrame, by_id: dict[str, dict], labels: pd.Ser
     return out
 
 
+@register_section("classification", headline=lambda r: (r["metrics"]["accuracy"], r["metrics"]["macro_f1"]))
 def classification_section(records: list[dict], by_id: dict[str, dict], output: ReportOutput,
                            curves: dict[str, dict], asked: bool) -> Section:
     runs = runs_table(records)

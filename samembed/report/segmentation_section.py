@@ -12,6 +12,7 @@ from ..errors import SamembedError
 from .comparisons import Configuration, comparisons
 from .markdown import differences_markdown
 from .output import ReportOutput, Section
+from .sections import register_section
 from .segmentation import seg_per_image_table, seg_runs_table, seg_summary_markdown, seg_summary_table
 from .segmentation_stats import METRICS, record_statistic
 
@@ -40,6 +41,7 @@ def configurations(summary: pd.DataFrame, by_id: dict[str, dict]) -> list[Config
     return out
 
 
+@register_section("segmentation", headline=lambda r: (r["metrics"]["micro_dice"], r["metrics"]["mean_dice"]))
 def segmentation_section(records: list[dict], by_id: dict[str, dict], output: ReportOutput,
                          curves: dict[str, dict], asked: bool) -> Section:
     runs = seg_runs_table(records)

@@ -30,6 +30,7 @@ class Decoder(HeadKind):
     """Decoders on the cached map (SAM's image embedding), trained with BCE + Dice."""
 
     name, task, input = "decoder", "segmentation", "grid"
+    needs = ("masks", "geometry", "orig_hw", "checkpoint")
     # The step floor: 8 training images give one step an epoch, and 20 steps leave SAM's own mask
     # decoder (sam-vit) at chance (Dice 0.25, best epoch 1 on the generated roads: its first steps
     # drive every cell to background, which it leaves after about 150 steps); 500 steps reach
@@ -72,6 +73,7 @@ class Raw(Decoder):
     """Models trained from scratch on the raw images, at the decoders' mask resolution."""
 
     name, task, input = "raw", "segmentation", "images"
+    needs = ("masks",)
     defaults = TrainSettings(epochs=40, lr=1e-3, batch_size=8, min_steps=500)
 
     def source(self, experiment):

@@ -35,6 +35,7 @@ class SegmentationExperiment(Experiment):
 
     task = "segmentation"
     split_kinds = ("val", "standard")
+    offers = ("index", "orig_hw", "masks", "geometry", "checkpoint")
 
     def __init__(self, group, options):
         super().__init__(group, options)
@@ -52,6 +53,14 @@ class SegmentationExperiment(Experiment):
         """The SAM checkpoint the cache was extracted with (``--checkpoint``, else where extraction
         found it), refused if it is another one; the head says what is missing."""
         return self.group.checkpoint(self.options.checkpoint)
+
+    @classmethod
+    def summary(cls, record: dict) -> str:
+        m, c = record["metrics"], record["config"]
+        kept = f", epoch {m['best_epoch']} kept" if m.get("best_epoch") else ""
+        return (f"{c['head']} on {c['feature']}, split {c['split']}, seed {c['seed']}: {m['evaluated_on']} road Dice "
+                f"{m['micro_dice']:.4f} (all pixels), {m['mean_dice']:.4f} (mean per image), IoU {m['micro_iou']:.4f}"
+                f"{kept}")
 
     def score(self, plan: RunPlan, data: RunData, outcome: Outcome, run_id: str) -> tuple[dict, dict]:
         predictions = self.store.root / "predictions" / run_id
