@@ -27,7 +27,7 @@ LAYERS = [
     {"cache"},
     {"extraction", "heads"},
     {"experiments"},
-    {"classification", "segmentation", "prompting"},
+    {"classification", "segmentation", "prompting", "search"},  # search: samembed.search (its own branch), which serve imports
     {"report", "study", "demo", "bench", "serve"},
     {"cli", "__main__"},
 ]
