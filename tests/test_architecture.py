@@ -27,8 +27,8 @@ LAYERS = [
     {"cache"},
     {"extraction", "heads", "formats"},
     {"experiments"},
-    {"classification", "segmentation", "prompting", "search"},
-    {"report", "study", "demo", "bench"},
+    {"classification", "segmentation", "prompting", "search"},  # search: samembed.search (its own branch), which serve imports
+    {"report", "study", "demo", "bench", "serve"},
     {"cli", "__main__"},
 ]
 

@@ -4,7 +4,7 @@ function. Known errors end in one line (``SAMEMBED_DEBUG=1`` shows the traceback
 from __future__ import annotations
 
 from .app import app
-from . import extract, info, verify, export, synthetic, train, prompt, run, report, bench, search  # noqa: F401,E402  (command registration)
+from . import extract, info, verify, export, synthetic, train, prompt, run, report, bench, search, serve  # noqa: F401,E402  (command registration)
 
 
 def main() -> None:
