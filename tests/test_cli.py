@@ -134,7 +134,7 @@ def test_train_head_and_sweep_from_the_cli(tmp_path):
     assert "0 new runs recorded" in again.output
     bad = invoke("train-head", "--head", "nope", "--split", "0.2", *common)
     assert bad.exit_code == 1 and bad.output.strip().splitlines() == [
-        "error: unknown head 'nope'; choose one of: cnn, knn, linear, logreg, mlp, resnet18, sam-conv, sam-vit"]
+        "error: unknown head 'nope'; choose one of: cnn, knn, linear, logreg, mlp, resnet18, retrieval, sam-conv, sam-vit"]
     bad = invoke("sweep", "--splits", "0.2,x", *common)
     assert bad.exit_code == 1 and "--split must be a fraction" in bad.output
 
