@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -74,15 +73,17 @@ def disk_write_rate(folder: Path, mib: int = 256) -> float:
 
 
 def export(cache: Path, out: Path, dtype: str) -> tuple[float, float]:
-    """(seconds, child peak RSS in MiB) of one export in a child process."""
+    """(seconds, the child's own peak RSS in MiB) of one export in a child process. The peak is the
+    child's VmHWM, read in the child: getrusage's RUSAGE_CHILDREN would carry this process's peak
+    over the fork and exec."""
     code = ("import samembed, sys; from samembed.formats import export_geoparquet; "
-            "export_geoparquet(samembed.open_cache(sys.argv[1], 'scene'), sys.argv[2], dtype=sys.argv[3])")
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+            "export_geoparquet(samembed.open_cache(sys.argv[1], 'scene'), sys.argv[2], dtype=sys.argv[3]); "
+            "print(next(line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')))")
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, str(cache), str(out), dtype], check=True)
+    done = subprocess.run([sys.executable, "-c", code, str(cache), str(out), dtype], check=True, capture_output=True,
+                          text=True)
     seconds = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return seconds, max(peak, before) / 1024
+    return seconds, int(done.stdout.split()[-1]) / 1024
 
 
 def folder_bytes(folder: Path) -> int:
