@@ -153,7 +153,8 @@ def test_the_page_loads_and_a_click_on_a_road_returns_samembed_prompts_mask(serv
 def test_a_scene_prompt_is_drawn_merged_over_its_chips(served):
     world, url, browser = served
     browser.get(f"{url}#/s/{world['keys']['scene']}/0")
-    marks = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "marks"))
+    wait_for(browser, "return document.getElementById('chips') !== null")  # the scene page, not the last one's marks
+    marks = browser.find_element(By.ID, "marks")
     wait_for(browser, "const i = document.querySelector('img.base'); return i.complete && i.naturalWidth > 0")
     scale = browser.execute_script("return document.getElementById('marks').width") / 400
     click_at(browser, marks, 130 * scale, 130 * scale)
