@@ -16,7 +16,7 @@ from ..threads import cpu_threads
 from .exact import exact_top_k
 from .index import AUTO_ITEMS, RERANK, build_index, faiss_available, open_index
 from .queries import MapPoint, Query, Resolver
-from .read import read_rows
+from .read import memo, read_rows
 from .scoring import BACKGROUND, BACKGROUND_SEED, check_mode, fewshot, neighbours
 from .space import Space
 
@@ -147,12 +147,17 @@ def _method(space: Space, index: str) -> str:
 
 
 def _index(space: Space, progress):
-    try:
-        found = open_index(space)
-    except SignatureMismatchError as err:
-        warn(f"{err}; building it again now")
-        found = None
-    return found if found is not None else build_index(space, progress)
+    """The group's index, loaded (or built) once per opened group object."""
+
+    def load():
+        try:
+            found = open_index(space)
+        except SignatureMismatchError as err:
+            warn(f"{err}; building it again now")
+            found = None
+        return found if found is not None else build_index(space, progress)
+
+    return memo(space.group, ("index", space.granularity, space.feature), load)
 
 
 def _hits(space: Space, resolver: Resolver, items: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
