@@ -398,3 +398,24 @@ def test_unknown_groups_rows_and_scenes_are_404(client, world):
     assert client.post(f"{road}/images/999/prompt", json={"points": [[1, 1]]}).status_code == 404
     assert client.get(group_url(world, "eurosat") + "/images/0/truth.png").status_code == 404
     assert json.loads(client.get(f"{road}/images/0").text)["row"] == 0
+
+
+def test_search_through_the_real_library_finds_the_planted_site_and_draws_its_heat_map(tmp_path):
+    """The page's search endpoint over samembed.search itself (merged): a map point on one planted
+    site of a generated scene finds the other site's cells first, with a heat map over the scene."""
+    from samembed.search.synthetic import write_scene_cache
+
+    planted = write_scene_cache(tmp_path / "cache")
+    app = TestClient(create_app(tmp_path / "cache", tmp_path / "runs", tmp_path / "out"), base_url=BASE)
+    (group,) = app.get("/api/groups").json()["groups"]
+    x, y = planted.centre(0)
+    response = app.get(f"/api/groups/{group['dataset']}/{group['group']}/search",
+                       params={"positive": f"map:{x},{y}", "granularity": "cell", "k": "20"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["heat_map"].startswith("data:image/png") and body["crs"]
+    c0, r0, c1, r1 = planted.sites[1]  # scene pixels of the other site
+    t = planted.transform
+    inside = [h for h in body["hits"] if t[2] + c0 * t[0] <= h["x"] <= t[2] + c1 * t[0]
+              and t[5] + r1 * t[4] <= h["y"] <= t[5] + r0 * t[4]]
+    assert len(inside) >= 5, body["hits"][:10]  # the other site's cells among the best 20
