@@ -73,7 +73,7 @@ class ExtractionRequest:
         own = {k: v for k, v in options.items() if k in names}
         extra = {k: v for k, v in options.items() if k not in names and v is not None}
         if extra:
-            declared = dataset_option_names(dataset, own.get("name"))
+            declared = dataset_option_names(dataset)
             wrong = sorted(set(extra) - set(declared))
             if wrong:
                 takes = f"it takes {', '.join(declared)}" if declared else "it takes no options of its own"
@@ -88,7 +88,7 @@ class ExtractionRequest:
         return options
 
 
-def dataset_option_names(dataset: str | DatasetIndex, name: str | None = None) -> tuple[str, ...]:
+def dataset_option_names(dataset: str | DatasetIndex) -> tuple[str, ...]:
     """The options the dataset's registration declares (an indexed dataset takes none: they
     were given when it was indexed)."""
     if isinstance(dataset, DatasetIndex):
